@@ -1,0 +1,163 @@
+"""Settings from the environment (interfaces.md), read and validated in one place.
+
+Environment variables win over an optional settings file (``SCM_SETTINGS_FILE``, default
+``./scm.env``) of ``NAME=value`` lines. Every bad value fails with one line naming the
+variable and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from scm.errors import ScmError
+
+StartingOffsets = Literal["earliest", "latest"]
+
+_KAFKA_PREFIX = "SCM_KAFKA_"
+# SCM_KAFKA_* names that are the platform's own, not librdkafka pass-through.
+_OWN_KAFKA_NAMES = frozenset({"SCM_KAFKA_BOOTSTRAP"})
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
+_SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\s*\d+)?\])?|(spark|yarn|k8s|mesos)(://.+)?|yarn)$")
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Spark Kafka-source options users tune (see docs/ingest.md)."""
+
+    starting_offsets: StartingOffsets = "earliest"
+    max_offsets_per_trigger: int | None = None
+    min_partitions: int | None = None
+    fail_on_data_loss: bool = True
+    trigger_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated platform settings; build with :func:`load_settings`."""
+
+    lake: str = "./lake"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    state: Path = Path("./.scm")
+    spark_master: str = "local[*]"
+    kafka_options: Mapping[str, str] = field(default_factory=dict)
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """Client configuration for confluent-kafka (librdkafka)."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **self.kafka_options}
+
+    def spark_kafka_options(self) -> dict[str, str]:
+        """The same client settings as Spark Kafka-source options (``kafka.*``)."""
+        options = {"kafka.bootstrap.servers": self.kafka_bootstrap}
+        options.update({f"kafka.{name}": value for name, value in self.kafka_options.items()})
+        return options
+
+
+def _read_settings_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise ScmError(f"{path}:{number}: expected NAME=value, got {line!r}")
+        name, value = line.split("=", 1)
+        values[name.strip()] = value.strip().strip('"').strip("'")
+    return values
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ScmError(f"{name}={raw!r} is invalid: use a positive whole number")
+    return int(raw)
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in {"true", "1", "yes"}:
+        return True
+    if lowered in {"false", "0", "no"}:
+        return False
+    raise ScmError(f"{name}={raw!r} is invalid: use true or false")
+
+
+def _ingest_options(env: Mapping[str, str]) -> IngestOptions:
+    starting = env.get("SCM_INGEST_STARTING_OFFSETS", "earliest") or "earliest"
+    if starting not in ("earliest", "latest"):
+        raise ScmError(
+            f"SCM_INGEST_STARTING_OFFSETS={starting!r} is invalid: use earliest or latest"
+        )
+    trigger_raw = env.get("SCM_INGEST_TRIGGER_SECONDS", "1") or "1"
+    try:
+        trigger = float(trigger_raw)
+    except ValueError:
+        trigger = -1.0
+    if trigger <= 0:
+        raise ScmError(
+            f"SCM_INGEST_TRIGGER_SECONDS={trigger_raw!r} is invalid: use a positive number of seconds"
+        )
+    return IngestOptions(
+        starting_offsets=starting,  # type: ignore[arg-type]
+        max_offsets_per_trigger=_positive_int(env, "SCM_INGEST_MAX_OFFSETS_PER_TRIGGER"),
+        min_partitions=_positive_int(env, "SCM_INGEST_MIN_PARTITIONS"),
+        fail_on_data_loss=_boolean(env, "SCM_INGEST_FAIL_ON_DATA_LOSS", True),
+        trigger_seconds=trigger,
+    )
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: the process environment) and validate them."""
+    environ = dict(os.environ if env is None else env)
+    settings_file = Path(environ.get("SCM_SETTINGS_FILE", "scm.env"))
+    if "SCM_SETTINGS_FILE" in environ and not settings_file.is_file():
+        raise ScmError(f"SCM_SETTINGS_FILE={settings_file} does not exist: create it or unset it")
+    if settings_file.is_file():
+        environ = {**_read_settings_file(settings_file), **environ}
+
+    lake = environ.get("SCM_LAKE", "./lake") or "./lake"
+    bootstrap = environ.get("SCM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    servers = [server.strip() for server in bootstrap.split(",")]
+    if not bootstrap or not all(_HOST_PORT.match(s) for s in servers):
+        raise ScmError(
+            f"SCM_KAFKA_BOOTSTRAP={bootstrap!r} is invalid: use host:port[,host:port...]"
+        )
+    if not all(0 < int(s.rsplit(":", 1)[1]) < 65536 for s in servers):
+        raise ScmError(f"SCM_KAFKA_BOOTSTRAP={bootstrap!r} is invalid: ports are 1-65535")
+    master = environ.get("SCM_SPARK_MASTER", "local[*]") or "local[*]"
+    if not _SPARK_MASTER.match(master):
+        raise ScmError(
+            f"SCM_SPARK_MASTER={master!r} is invalid: use local[*], local[N], spark://host:port,"
+            " yarn or k8s://..."
+        )
+    kafka_options = {
+        name[len(_KAFKA_PREFIX) :].lower().replace("_", "."): value
+        for name, value in sorted(environ.items())
+        if name.startswith(_KAFKA_PREFIX) and name not in _OWN_KAFKA_NAMES
+    }
+    return Settings(
+        lake=lake.rstrip("/") or "/",
+        kafka_bootstrap=",".join(servers),
+        state=Path(environ.get("SCM_STATE", "./.scm") or "./.scm"),
+        spark_master=master,
+        kafka_options=kafka_options,
+        ingest=_ingest_options(environ),
+    )

@@ -1,0 +1,71 @@
+"""One way to build the Spark session: Delta, the Kafka source, sane local defaults.
+
+Jars come from Maven Central through Spark's Ivy resolver (cached in ``~/.ivy2``) on first
+use; nothing is committed. The session is shared by ingest and transforms.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from scm.errors import ScmError
+from scm.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def kafka_source_package() -> str:
+    """Spark's own Kafka source for the installed Spark version."""
+    import pyspark
+
+    return f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}"
+
+
+def spark_session(
+    settings: Settings, *, app_name: str = "scm", shuffle_partitions: int | None = None
+) -> SparkSession:
+    """The process's Spark session, created on first call with Delta and Kafka support."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if not os.environ.get("JAVA_HOME") and not _which("java"):
+        raise ScmError("Java was not found: install JDK 17 (e.g. apt-get install openjdk-17-jdk)")
+    local = settings.spark_master.startswith("local")
+    partitions = shuffle_partitions or (4 if local else 200)
+    builder = (
+        SparkSession.builder.master(settings.spark_master)
+        .appName(app_name)
+        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
+        .config(
+            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+        )
+        .config("spark.sql.shuffle.partitions", str(partitions))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
+        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        .config("spark.sql.adaptive.enabled", "true")
+        .config("spark.driver.memory", os.environ.get("SCM_SPARK_DRIVER_MEMORY", "2g"))
+    )
+    builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:  # py4j / JVM start-up failures carry multi-line noise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ScmError(f"Spark could not start: {first_line}") from error
+    session.sparkContext.setLogLevel("WARN")
+    return session
+
+
+def _which(program: str) -> str | None:
+    import shutil
+
+    return shutil.which(program)
