@@ -1,0 +1,54 @@
+"""Shared test fixtures: one real Spark session and one real Kafka broker per test run."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scm.settings import Settings, load_settings
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    """The one Spark session of the run (local[2], UI off, few shuffle partitions)."""
+    from scm.spark import spark_session
+
+    session = spark_session(
+        load_settings({"SCM_SPARK_MASTER": "local[2]"}), app_name="scm-tests", shuffle_partitions=2
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real embedded Apache Kafka broker; yields its bootstrap address."""
+    from scm.broker import EmbeddedBroker
+
+    state = tmp_path_factory.mktemp("broker-state")
+    settings = load_settings(
+        {"SCM_STATE": str(state), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
+    )
+    with EmbeddedBroker(settings) as broker:
+        yield broker.bootstrap
+
+
+def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9092", **extra: str) -> Settings:
+    """Settings for a lake and state folder under ``tmp_path``."""
+    env = {
+        "SCM_LAKE": str(tmp_path / "lake"),
+        "SCM_STATE": str(tmp_path / "state"),
+        "SCM_KAFKA_BOOTSTRAP": bootstrap,
+        "SCM_SPARK_MASTER": "local[2]",
+        **extra,
+    }
+    return load_settings(env)
