@@ -1,0 +1,188 @@
+"""``scm demo``: the whole platform on one machine, as supervised child processes.
+
+Order: the embedded broker; a simulated history (first run only); ``scm refresh``; then,
+side by side, continuous ingest, a live simulator, the Dagster UI and Streamlit. Ctrl-C
+stops every child (each runs in its own process group, so their own children go too). A
+second run reuses the broker data and the lake.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scm.errors import ScmError
+from scm.settings import Settings
+
+DAGSTER_PORT = int(os.environ.get("SCM_DAGSTER_PORT", "3000"))
+STREAMLIT_PORT = int(os.environ.get("SCM_STREAMLIT_PORT", "8501"))
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Supervisor:
+    """Starts children in their own process groups and stops them all, newest first."""
+
+    logs: Path
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"demo-{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        child = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.children.append((name, child))
+        return child
+
+    def failed(self) -> str | None:
+        for name, child in self.children:
+            if child.poll() is not None:
+                return f"{name} exited with code {child.returncode}: see {self.logs}/demo-{name}.log"
+        return None
+
+    def stop_all(self) -> None:
+        for _name, child in reversed(self.children):
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for _name, child in reversed(self.children):
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+
+def _scm() -> list[str]:
+    return [sys.executable, "-m", "scm.cli"]
+
+
+def _wait_http(url: str, seconds: float, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        failure = supervisor.failed()
+        if failure:
+            raise ScmError(failure)
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise ScmError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def _run_step(name: str, command: list[str], env: dict[str, str], logs: Path) -> None:
+    print(f"demo: {name} ...", flush=True)
+    started = time.monotonic()
+    with open(logs / f"demo-{name}.log", "ab") as log:
+        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO)
+    if result.returncode != 0:
+        raise ScmError(f"{name} failed (exit {result.returncode}): see {logs}/demo-{name}.log")
+    print(f"demo: {name} done in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def run_demo(settings: Settings, *, days: int = 60) -> int:
+    """Bring up the platform; return when interrupted (0) or when a part fails (1)."""
+    state = Path(settings.state).absolute()
+    logs = state / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "SCM_LAKE": os.path.abspath(settings.lake) if "://" not in settings.lake else settings.lake,
+        "SCM_STATE": str(state),
+        "DAGSTER_HOME": str(state / "dagster"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(logs)
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        print(f"demo: starting the Kafka broker on {settings.kafka_bootstrap}", flush=True)
+        supervisor.start("broker", [*_scm(), "broker"], env)
+        _wait_for_log_line(logs / "demo-broker.log", "broker ready", 120, supervisor)
+        history_marker = state / "demo-history.done"
+        if not history_marker.exists():
+            _run_step("simulate", [*_scm(), "simulate", "--days", str(days), "--quiet"], env, logs)
+            history_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        if _has_module("transforms.refresh"):
+            _run_step("refresh", [*_scm(), "refresh"], env, logs)
+        if _has_module("ingest.job"):
+            supervisor.start("ingest", [*_scm(), "ingest"], env)
+        supervisor.start("live-simulator", [*_scm(), "simulate", "--live", "--rate", "20"], env)
+        urls = []
+        if (_REPO / "workspace.yaml").exists() and shutil.which("dagster", path=_bin_path()):
+            supervisor.start(
+                "dagster",
+                [_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                 "-p", str(DAGSTER_PORT)],
+                env,
+            )  # fmt: skip
+            urls.append(("Dagster UI", f"http://127.0.0.1:{DAGSTER_PORT}"))
+        if (_REPO / "dashboards" / "streamlit_app.py").exists():
+            supervisor.start(
+                "streamlit",
+                [_bin("streamlit"), "run", "dashboards/streamlit_app.py", "--server.headless",
+                 "true", "--server.port", str(STREAMLIT_PORT), "--server.address", "127.0.0.1",
+                 "--browser.gatherUsageStats", "false"],
+                env,
+            )  # fmt: skip
+            urls.append(("Dashboards", f"http://127.0.0.1:{STREAMLIT_PORT}"))
+        for label, url in urls:
+            _wait_http(url, 180, supervisor)
+            print(f"demo: {label}: {url}", flush=True)
+        print("demo: the platform is running; Ctrl-C stops everything", flush=True)
+        while not stopping:
+            failure = supervisor.failed()
+            if failure:
+                raise ScmError(failure)
+            time.sleep(0.5)
+    finally:
+        print("demo: stopping ...", flush=True)
+        supervisor.stop_all()
+        print("demo: stopped", flush=True)
+    return 0
+
+
+def _bin_path() -> str:
+    return str(Path(sys.executable).parent)
+
+
+def _bin(program: str) -> str:
+    return str(Path(sys.executable).parent / program)
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _wait_for_log_line(log: Path, needle: str, seconds: float, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        failure = supervisor.failed()
+        if failure:
+            raise ScmError(failure)
+        if log.exists() and needle in log.read_text(errors="replace"):
+            return
+        time.sleep(0.3)
+    raise ScmError(f"timed out waiting for {needle!r} in {log}")
