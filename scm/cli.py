@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from scm.errors import ScmError
 from scm.settings import Settings, load_settings
@@ -109,13 +110,22 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, days=args.days)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other ``scm`` error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"scm: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scm",
         description="Supply-chain lakehouse: Kafka events -> Delta -> SCOR KPIs.",
         epilog="Settings come from SCM_* environment variables; see the README.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     broker = commands.add_parser("broker", help="run the embedded Apache Kafka broker")
     broker.set_defaults(run=_broker)

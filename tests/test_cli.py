@@ -1,0 +1,49 @@
+"""The CLI's promise: bad input or a bad setting gives one line saying what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+SCM = [sys.executable, "-m", "scm.cli"]
+
+
+def _scm(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SCM, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_is_instant_and_lists_every_command() -> None:
+    started = time.monotonic()
+    result = _scm("--help")
+    assert result.returncode == 0
+    for command in ("broker", "simulate", "ingest", "refresh", "sql", "demo", "maintain"):
+        assert command in result.stdout
+    assert time.monotonic() - started < 5  # no layer (Spark, Dagster) is imported
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("simulate", "--days", "0"), {}, "argument --days: '0' is not a positive whole number"),
+        (("simulate", "--malformed-fraction", "2"), {}, "is not a fraction between 0 and 1"),
+        (("simulate", "--start", "yesterday"), {}, "'yesterday' is not a date: use YYYY-MM-DD"),
+        (("frobnicate",), {}, "invalid choice: 'frobnicate'"),
+        (("sql",), {}, "the following arguments are required: query"),
+        (("broker",), {"SCM_KAFKA_BOOTSTRAP": "nohost"}, "SCM_KAFKA_BOOTSTRAP='nohost' is invalid"),
+        (("ingest", "--once"), {"SCM_SPARK_MASTER": "mars"}, "SCM_SPARK_MASTER='mars' is invalid"),
+    ],
+)
+def test_bad_input_is_one_line(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
+    result = _scm(*args, **env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("scm: error: ")
+    assert expected in lines[0]
