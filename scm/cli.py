@@ -66,6 +66,8 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulator import SimulationOptions, simulate
 
+    if args.days == 0 and not args.live:
+        raise ScmError("--days 0 makes no history: use --days N, or --live to stream only")
     options = SimulationOptions(
         days=args.days,
         seed=args.seed,
@@ -131,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     broker.set_defaults(run=_broker)
 
     simulate = commands.add_parser("simulate", help="generate a simulated supply chain")
-    simulate.add_argument("--days", type=_positive_int, default=30, help="days of history")
+    simulate.add_argument(
+        "--days", type=_non_negative_int, default=30, help="days of history (0 only with --live)"
+    )
     simulate.add_argument("--seed", type=int, default=7, help="random seed (same seed, same events)")
     simulate.add_argument(
         "--start", type=_date, default=None, help="first day, YYYY-MM-DD (default: days ago)"

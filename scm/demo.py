@@ -124,7 +124,7 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
             _run_step("refresh", [*_scm(), "refresh"], env, logs)
         if _has_module("ingest.job"):
             supervisor.start("ingest", [*_scm(), "ingest"], env)
-        supervisor.start("live-simulator", [*_scm(), "simulate", "--live", "--rate", "20"], env)
+        supervisor.start("live-simulator", [*_scm(), "simulate", "--live", "--days", "0", "--rate", "20", "--quiet"], env)
         urls = []
         if (_REPO / "workspace.yaml").exists() and shutil.which("dagster", path=_bin_path()):
             supervisor.start(

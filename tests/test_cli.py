@@ -30,7 +30,8 @@ def test_help_is_instant_and_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
-        (("simulate", "--days", "0"), {}, "argument --days: '0' is not a positive whole number"),
+        (("simulate", "--days", "0"), {}, "--days 0 makes no history"),
+        (("simulate", "--days", "-1"), {}, "argument --days: '-1' is not a whole number >= 0"),
         (("simulate", "--malformed-fraction", "2"), {}, "is not a fraction between 0 and 1"),
         (("simulate", "--start", "yesterday"), {}, "'yesterday' is not a date: use YYYY-MM-DD"),
         (("frobnicate",), {}, "invalid choice: 'frobnicate'"),
