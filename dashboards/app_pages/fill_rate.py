@@ -1,0 +1,121 @@
+"""Fill rate: daily trend, by DC, channel and category, and the unfilled lines behind it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, connection, filters, queries
+
+PAGE = "fill_rate"
+
+st.title("Fill rate")
+if not connection.require_tables("gold.fill_rate_daily"):
+    st.stop()
+
+bounds = connection.date_bounds(queries.ORDER_DATE_BOUNDS, what="KPI rows yet")
+if bounds is None:
+    st.stop()
+first_date, last_date = bounds
+silver_ready = connection.has_columns(queries.SILVER_ORDER_LINES_COLUMNS)
+dates, where, how, what = st.columns([2, 2, 2, 2])
+with dates:
+    start, end = filters.date_range(PAGE, first=first_date, last=last_date)
+with where:
+    locations = filters.choose(
+        PAGE, "locations", "Location", connection.run(queries.LOCATIONS)["value"].tolist()
+    )
+with how:
+    channels = filters.choose(
+        PAGE, "channels", "Channel", connection.run(queries.CHANNELS)["value"].tolist()
+    )
+with what:
+    category_options = connection.run(queries.CATEGORIES)["value"].tolist() if silver_ready else []
+    categories = filters.choose(PAGE, "categories", "Category", category_options)
+params = filters.Filters(start, end, locations, channels, categories).params()
+
+by_location = connection.run(queries.FILL_RATE_BY_LOCATION, params)
+orders = int(by_location["orders"].sum())
+totals = connection.run(queries.FILL_RATE_DAILY_TOTALS, params)
+
+
+def rate(numerator: str, denominator: str) -> str:
+    bottom = totals[denominator].sum()
+    return "—" if bottom == 0 else f"{totals[numerator].sum() / bottom:.1%}"
+
+
+order_rate, line_rate, unit_rate, volume = st.columns(4)
+order_rate.metric("Order fill rate", rate("orders_filled", "orders"))
+line_rate.metric("Line fill rate", rate("lines_filled", "lines"))
+unit_rate.metric("Unit fill rate", rate("units_filled", "units_ordered"))
+volume.metric("Orders", f"{orders:,}")
+
+trend = connection.run(queries.FILL_RATE_TREND, params)
+st.altair_chart(
+    charts.trend(
+        trend,
+        x="order_date",
+        y=["order_fill_rate", "line_fill_rate", "unit_fill_rate"],
+        title="Daily fill rate",
+        rate=True,
+    ),
+    width="stretch",
+)
+
+by_dc, by_channel, by_category = st.columns(3)
+with by_dc:
+    st.altair_chart(
+        charts.bars(
+            by_location,
+            category="ship_from",
+            value="order_fill_rate",
+            title="Order fill rate by DC",
+            rate=True,
+        ),
+        width="stretch",
+    )
+with by_channel:
+    by_channel_frame = connection.run(queries.FILL_RATE_BY_CHANNEL, params)
+    st.altair_chart(
+        charts.bars(
+            by_channel_frame,
+            category="channel",
+            value="order_fill_rate",
+            title="Order fill rate by channel",
+            rate=True,
+        ),
+        width="stretch",
+    )
+with by_category:
+    if silver_ready:
+        category_frame = connection.run(queries.FILL_RATE_BY_CATEGORY, params)
+        st.altair_chart(
+            charts.bars(
+                category_frame,
+                category="category",
+                value="line_fill_rate",
+                title="Line fill rate by category",
+                rate=True,
+            ),
+            width="stretch",
+        )
+    else:
+        st.info(
+            "Fill rate by category appears once silver order lines, shipment lines and "
+            "products are in the lake."
+        )
+
+st.subheader("Unfilled order lines")
+if silver_ready:
+    st.caption(
+        "Lines whose dispatched quantity by the requested delivery date is short "
+        "(newest first, at most 500). Category filters apply here and above."
+    )
+    unfilled = connection.run(queries.UNFILLED_ORDER_LINES, params)
+    st.dataframe(unfilled, hide_index=True, width="stretch")
+else:
+    st.info(
+        "The order lines behind the numbers appear once silver order lines, shipment "
+        "lines and products are in the lake."
+    )
+if categories and not silver_ready:
+    st.warning("Category filter needs silver products: showing all categories.")

@@ -1,0 +1,102 @@
+"""Perfect order (SCOR RL.1.1) and order cycle time (RS.1.1): trends and why orders fail."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards import charts, connection, filters, queries
+
+PAGE = "perfect_order"
+
+st.title("Perfect order & cycle time")
+if not connection.require_tables("gold.perfect_order_daily", "gold.fill_rate_daily"):
+    st.stop()
+
+bounds = connection.date_bounds(queries.ORDER_DATE_BOUNDS, what="KPI rows yet")
+if bounds is None:
+    st.stop()
+first_date, last_date = bounds
+dates, where, how = st.columns([2, 2, 2])
+with dates:
+    start, end = filters.date_range(PAGE, first=first_date, last=last_date)
+with where:
+    locations = filters.choose(
+        PAGE, "locations", "Location", connection.run(queries.LOCATIONS)["value"].tolist()
+    )
+with how:
+    channels = filters.choose(
+        PAGE, "channels", "Channel", connection.run(queries.CHANNELS)["value"].tolist()
+    )
+params = filters.Filters(start, end, locations, channels).params()
+params["as_of_date"] = last_date
+
+perfect = connection.run(queries.PERFECT_ORDER_TREND, params)
+totals = connection.run(queries.PERFECT_ORDER_DAILY_TOTALS, params)
+has_cycle_time = connection.has_tables("gold.order_cycle_time_daily")
+cycle = connection.run(queries.CYCLE_TIME_TREND, params) if has_cycle_time else None
+
+rate_tile, orders_tile, cycle_tile = st.columns(3)
+orders = totals["orders"].sum()
+rate_tile.metric(
+    "Perfect order rate", "—" if orders == 0 else f"{totals['perfect_orders'].sum() / orders:.1%}"
+)
+orders_tile.metric("Orders counted", f"{int(orders):,}")
+if cycle is not None and cycle["orders_delivered"].sum() > 0:
+    weighted = (cycle["avg_cycle_time_days"] * cycle["orders_delivered"]).sum()
+    cycle_tile.metric("Order cycle time", f"{weighted / cycle['orders_delivered'].sum():.2f} days")
+else:
+    cycle_tile.metric("Order cycle time", "—")
+
+trend_left, trend_right = st.columns(2)
+with trend_left:
+    st.altair_chart(
+        charts.trend(
+            perfect, x="order_date", y="perfect_order_rate", title="Perfect order rate", rate=True
+        ),
+        width="stretch",
+    )
+with trend_right:
+    if cycle is not None:
+        st.altair_chart(
+            charts.trend(
+                cycle,
+                x="order_date",
+                y="avg_cycle_time_days",
+                title="Order cycle time",
+                y_title="days",
+            ),
+            width="stretch",
+        )
+    else:
+        st.info("Cycle time appears once gold.order_cycle_time_daily is in the lake.")
+
+reasons_left, by_location_right = st.columns(2)
+with reasons_left:
+    if connection.has_columns(queries.SILVER_DELIVERY_COLUMNS):
+        failures = connection.run(queries.PERFECT_ORDER_FAILURES, params)
+        st.altair_chart(
+            charts.bars(
+                failures,
+                category="reason",
+                value="orders",
+                title="Why orders were not perfect (orders failing each check)",
+            ),
+            width="stretch",
+        )
+    else:
+        st.info(
+            "Failure reasons (late, short, damaged, documents) appear once silver order "
+            "lines, shipment lines and deliveries are in the lake."
+        )
+with by_location_right:
+    by_location = connection.run(queries.PERFECT_ORDER_BY_LOCATION, params)
+    st.altair_chart(
+        charts.bars(
+            by_location,
+            category="ship_from",
+            value="perfect_order_rate",
+            title="Perfect order rate by DC",
+            rate=True,
+        ),
+        width="stretch",
+    )

@@ -1,0 +1,544 @@
+"""Every query the dashboards run, as named SQL with DuckDB parameters.
+
+Values a user picks are always parameters (``$start_date``, ``$locations``...): an empty
+list means "all". Silver tables (kpis.md shared definitions) are optional: pages check
+``SILVER_*_COLUMNS`` before running the queries that need them.
+"""
+
+from __future__ import annotations
+
+
+def _any(column: str, parameter: str) -> str:
+    """Filter on a list parameter; written with code constants only, never user values."""
+    return f"(len(${parameter}::varchar[]) = 0 or list_contains(${parameter}::varchar[], {column}))"
+
+
+_ORDER_FILTERS = f"""
+    order_date between $start_date and $end_date
+    and {_any("ship_from", "locations")}
+    and {_any("channel", "channels")}
+"""
+
+# -- what the filters offer ---------------------------------------------------------------
+
+ORDER_DATE_BOUNDS = """
+select min(order_date) as first_date, max(order_date) as last_date
+from gold.fill_rate_daily
+"""
+LOCATIONS = """
+select distinct ship_from as value from gold.fill_rate_daily order by value
+"""
+CHANNELS = """
+select distinct channel as value from gold.fill_rate_daily order by value
+"""
+CATEGORIES = """
+select distinct category as value from silver.products where category is not null order by value
+"""
+RETURN_DATE_BOUNDS = """
+select min(return_date) as first_date, max(return_date) as last_date from gold.returns_cost_daily
+"""
+RETURN_CATEGORIES = """
+select distinct category as value from gold.returns_cost_daily order by value
+"""
+EXPECTED_DATE_BOUNDS = """
+select min(expected_date) as first_date, max(expected_date) as last_date
+from gold.supplier_otif_daily
+"""
+SUPPLIERS = """
+select distinct supplier_id as value from gold.supplier_otif_daily order by value
+"""
+INVENTORY_LOCATIONS = """
+select distinct location_id as value from gold.inventory_turns_monthly order by value
+"""
+
+POSITION_LOCATIONS = """
+select distinct location_id as value from silver.inventory_position order by value
+"""
+
+# -- scorecard: daily (or monthly) numerators and denominators of each KPI ----------------
+
+FILL_RATE_DAILY_TOTALS = f"""
+select
+    order_date as day,
+    sum(orders_filled) as orders_filled,
+    sum(orders) as orders,
+    sum(lines_filled) as lines_filled,
+    sum(lines) as lines,
+    sum(units_filled) as units_filled,
+    sum(units_ordered) as units_ordered
+from gold.fill_rate_daily
+where {_ORDER_FILTERS}
+group by order_date
+order by day
+"""
+
+PERFECT_ORDER_DAILY_TOTALS = f"""
+select order_date as day, sum(perfect_orders) as perfect_orders, sum(orders) as orders
+from gold.perfect_order_daily
+where {_ORDER_FILTERS}
+group by order_date
+order by day
+"""
+
+CYCLE_TIME_DAILY_TOTALS = f"""
+select
+    order_date as day,
+    sum(avg_cycle_time_days * orders_delivered) as cycle_time_days_total,
+    sum(orders_delivered) as orders_delivered
+from gold.order_cycle_time_daily
+where {_ORDER_FILTERS}
+group by order_date
+order by day
+"""
+
+INVENTORY_MONTHLY_TOTALS = f"""
+select
+    month as day,
+    sum(cogs) * 365 / max(period_days) as annualised_cogs,
+    sum(avg_inventory_value) as avg_inventory_value,
+    sum(avg_inventory_value) * max(period_days) as inventory_value_days,
+    sum(cogs) as cogs
+from gold.inventory_turns_monthly
+where {_any("location_id", "locations")}
+group by month
+order by day
+"""
+
+RETURNS_DAILY_TOTALS = f"""
+select
+    return_date as day,
+    sum(processing_cost) as processing_cost,
+    sum(returns) as returns,
+    sum(refund_amount) as refund_amount
+from gold.returns_cost_daily
+where return_date between $start_date and $end_date
+  and {_any("category", "categories")}
+group by return_date
+order by day
+"""
+
+SUPPLIER_OTIF_DAILY_TOTALS = f"""
+select expected_date as day, sum(po_lines_otif) as po_lines_otif, sum(po_lines) as po_lines
+from gold.supplier_otif_daily
+where expected_date between $start_date and $end_date
+  and {_any("supplier_id", "suppliers")}
+group by expected_date
+order by day
+"""
+
+# -- fill rate ----------------------------------------------------------------------------
+
+FILL_RATE_TREND = f"""
+with daily as (
+    select
+        order_date,
+        sum(orders_filled) / nullif(sum(orders), 0) as order_fill_rate,
+        sum(lines_filled) / nullif(sum(lines), 0) as line_fill_rate,
+        sum(units_filled) / nullif(sum(units_ordered), 0) as unit_fill_rate
+    from gold.fill_rate_daily
+    where {_ORDER_FILTERS}
+    group by order_date
+)
+select * from daily order by order_date
+"""
+
+
+def _fill_rate_by(column: str) -> str:
+    return f"""
+with grouped as (
+    select
+        {column},
+        sum(orders) as orders,
+        sum(orders_filled) as orders_filled,
+        sum(orders_filled) / nullif(sum(orders), 0) as order_fill_rate,
+        sum(lines_filled) / nullif(sum(lines), 0) as line_fill_rate,
+        sum(units_filled) / nullif(sum(units_ordered), 0) as unit_fill_rate
+    from gold.fill_rate_daily
+    where {_ORDER_FILTERS}
+    group by {column}
+)
+select * from grouped order by {column}
+"""
+
+
+FILL_RATE_BY_LOCATION = _fill_rate_by("ship_from")
+FILL_RATE_BY_CHANNEL = _fill_rate_by("channel")
+
+SILVER_ORDER_LINES_COLUMNS = {
+    "silver.order_lines": {
+        "order_id",
+        "line_no",
+        "sku",
+        "quantity",
+        "channel",
+        "ship_from",
+        "requested_delivery_date",
+        "order_date",
+    },
+    "silver.shipment_lines": {"order_id", "line_no", "quantity", "dispatch_date"},
+    "silver.products": {"sku", "category"},
+}
+
+# A line is filled when its dispatched quantity by the requested date covers it (kpis.md).
+_ORDER_LINE_STATUS = f"""
+order_lines as (
+    select *
+    from silver.order_lines
+    where {_ORDER_FILTERS}
+),
+products as (
+    select sku, category from silver.products
+),
+dispatched_by_requested_date as (
+    select shipment_lines.order_id, shipment_lines.line_no, sum(shipment_lines.quantity) as units
+    from silver.shipment_lines
+    join order_lines using (order_id, line_no)
+    where shipment_lines.dispatch_date <= order_lines.requested_delivery_date
+    group by all
+),
+line_status as (
+    select
+        order_lines.order_id,
+        order_lines.line_no,
+        order_lines.sku,
+        coalesce(products.category, 'unknown') as category,
+        order_lines.ship_from,
+        order_lines.channel,
+        order_lines.order_date,
+        order_lines.requested_delivery_date,
+        order_lines.quantity as ordered_units,
+        coalesce(dispatched.units, 0) as dispatched_units,
+        coalesce(dispatched.units, 0) >= order_lines.quantity as is_filled
+    from order_lines
+    left join dispatched_by_requested_date as dispatched using (order_id, line_no)
+    left join products using (sku)
+),
+filtered_lines as (
+    select * from line_status where {_any("category", "categories")}
+)"""
+
+FILL_RATE_BY_CATEGORY = f"""
+with {_ORDER_LINE_STATUS},
+by_category as (
+    select
+        category,
+        count(*) as lines,
+        count(*) filter (where is_filled) as lines_filled,
+        count(*) filter (where is_filled) / count(*) as line_fill_rate,
+        sum(least(dispatched_units, ordered_units)) / nullif(sum(ordered_units), 0)
+            as unit_fill_rate
+    from filtered_lines
+    group by category
+)
+select * from by_category order by category
+"""
+
+UNFILLED_ORDER_LINES = f"""
+with {_ORDER_LINE_STATUS}
+select
+    order_id,
+    line_no,
+    sku,
+    category,
+    ship_from,
+    channel,
+    order_date,
+    requested_delivery_date,
+    ordered_units,
+    dispatched_units,
+    ordered_units - least(dispatched_units, ordered_units) as short_units
+from filtered_lines
+where not is_filled
+order by order_date desc, order_id, line_no
+limit 500
+"""
+
+# -- perfect order and cycle time -----------------------------------------------------------
+
+PERFECT_ORDER_TREND = f"""
+with daily as (
+    select
+        order_date,
+        sum(orders) as orders,
+        sum(perfect_orders) / nullif(sum(orders), 0) as perfect_order_rate
+    from gold.perfect_order_daily
+    where {_ORDER_FILTERS}
+    group by order_date
+)
+select * from daily order by order_date
+"""
+
+PERFECT_ORDER_BY_LOCATION = f"""
+with by_location as (
+    select
+        ship_from,
+        sum(orders) as orders,
+        sum(perfect_orders) / nullif(sum(orders), 0) as perfect_order_rate
+    from gold.perfect_order_daily
+    where {_ORDER_FILTERS}
+    group by ship_from
+)
+select * from by_location order by ship_from
+"""
+
+CYCLE_TIME_TREND = f"""
+with daily as (
+    select
+        order_date,
+        sum(orders_delivered) as orders_delivered,
+        sum(avg_cycle_time_days * orders_delivered) / nullif(sum(orders_delivered), 0)
+            as avg_cycle_time_days
+    from gold.order_cycle_time_daily
+    where {_ORDER_FILTERS}
+    group by order_date
+)
+select * from daily order by order_date
+"""
+
+SILVER_DELIVERY_COLUMNS = {
+    "silver.order_lines": {
+        "order_id",
+        "line_no",
+        "quantity",
+        "channel",
+        "ship_from",
+        "requested_delivery_date",
+        "order_date",
+    },
+    "silver.shipment_lines": {"shipment_id", "order_id", "line_no", "quantity"},
+    "silver.deliveries": {"shipment_id", "order_id", "delivery_date", "condition", "documents_ok"},
+}
+
+# Why orders were not perfect (kpis.md RL.1.1): an order can fail for several reasons.
+PERFECT_ORDER_FAILURES = f"""
+with order_lines as (
+    select order_id, line_no, quantity, requested_delivery_date
+    from silver.order_lines
+    where {_ORDER_FILTERS}
+      and requested_delivery_date <= $as_of_date
+),
+orders as (
+    select order_id, any_value(requested_delivery_date) as requested_delivery_date
+    from order_lines
+    group by order_id
+),
+deliveries as (
+    select shipment_id, order_id, delivery_date, condition, documents_ok
+    from silver.deliveries
+    semi join orders using (order_id)
+),
+delivered_lines as (
+    select shipment_lines.order_id, shipment_lines.line_no, sum(shipment_lines.quantity) as units
+    from silver.shipment_lines
+    join deliveries using (shipment_id)
+    group by all
+),
+short_orders as (
+    select order_lines.order_id, bool_or(coalesce(delivered_lines.units, 0) < quantity) as is_short
+    from order_lines
+    left join delivered_lines using (order_id, line_no)
+    group by order_lines.order_id
+),
+delivery_checks as (
+    select
+        orders.order_id,
+        coalesce(bool_or(deliveries.delivery_date > orders.requested_delivery_date), false)
+            as is_late,
+        coalesce(bool_or(deliveries.condition <> 'ok'), false) as is_damaged,
+        coalesce(bool_or(not deliveries.documents_ok), false) as has_document_errors
+    from orders
+    left join deliveries using (order_id)
+    group by orders.order_id
+),
+order_checks as (
+    select * from delivery_checks join short_orders using (order_id)
+),
+reasons as (
+    select 'late' as reason, count(*) filter (where is_late) as orders from order_checks
+    union all
+    select 'short', count(*) filter (where is_short) from order_checks
+    union all
+    select 'damaged', count(*) filter (where is_damaged) from order_checks
+    union all
+    select 'documents', count(*) filter (where has_document_errors) from order_checks
+)
+select reason, orders, orders / nullif((select count(*) from order_checks), 0) as share_of_orders
+from reasons
+"""
+
+# -- inventory ------------------------------------------------------------------------------
+
+INVENTORY_TURNS_BY_MONTH = f"""
+select month, location_id, inventory_turns, days_of_supply, cogs, avg_inventory_value
+from gold.inventory_turns_monthly
+where {_any("location_id", "locations")}
+order by month, location_id
+"""
+
+INVENTORY_POSITION = f"""
+with positions as (
+    select location_id, sku, on_hand, updated_at
+    from silver.inventory_position
+    where {_any("location_id", "locations")}
+)
+select *, on_hand <= 0 as is_stockout, on_hand > 0 and on_hand <= $low_stock_units as is_low
+from positions
+order by on_hand, location_id, sku
+"""
+
+INVENTORY_POSITION_WITH_CATEGORY = f"""
+with positions as (
+    select location_id, sku, on_hand, updated_at
+    from silver.inventory_position
+    where {_any("location_id", "locations")}
+),
+products as (
+    select sku, name, category from silver.products
+),
+described as (
+    select positions.location_id, positions.sku, products.name, products.category,
+           positions.on_hand, positions.updated_at
+    from positions
+    left join products using (sku)
+    where {_any("products.category", "categories")}
+)
+select *, on_hand <= 0 as is_stockout, on_hand > 0 and on_hand <= $low_stock_units as is_low
+from described
+order by on_hand, location_id, sku
+"""
+
+# -- returns --------------------------------------------------------------------------------
+
+_RETURN_FILTERS = f"""
+    return_date between $start_date and $end_date
+    and {_any("category", "categories")}
+"""
+
+
+def _returns_by(column: str) -> str:
+    return f"""
+with grouped as (
+    select
+        {column},
+        sum(returns) as returns,
+        sum(units_returned) as units_returned,
+        sum(processing_cost) as processing_cost,
+        sum(refund_amount) as refund_amount
+    from gold.returns_cost_daily
+    where {_RETURN_FILTERS}
+    group by {column}
+)
+select * from grouped order by processing_cost desc
+"""
+
+
+RETURNS_BY_REASON = _returns_by("reason")
+RETURNS_BY_CATEGORY = _returns_by("category")
+RETURNS_TREND = f"""
+select
+    return_date,
+    sum(returns) as returns,
+    sum(processing_cost) as processing_cost,
+    sum(refund_amount) as refund_amount
+from gold.returns_cost_daily
+where {_RETURN_FILTERS}
+group by return_date
+order by return_date
+"""
+
+# -- suppliers ------------------------------------------------------------------------------
+
+_SUPPLIER_FILTERS = f"""
+    expected_date between $start_date and $end_date
+    and {_any("supplier_id", "suppliers")}
+"""
+
+SUPPLIER_OTIF_BY_SUPPLIER = f"""
+with by_supplier as (
+    select
+        supplier_id,
+        sum(po_lines) as po_lines,
+        sum(po_lines_otif) as po_lines_otif,
+        sum(po_lines) - sum(po_lines_otif) as po_lines_missed,
+        sum(po_lines_otif) / nullif(sum(po_lines), 0) as otif_rate
+    from gold.supplier_otif_daily
+    where {_SUPPLIER_FILTERS}
+    group by supplier_id
+)
+select * from by_supplier order by otif_rate
+"""
+
+SUPPLIER_OTIF_TREND = f"""
+select expected_date, sum(po_lines_otif) / nullif(sum(po_lines), 0) as otif_rate
+from gold.supplier_otif_daily
+where {_SUPPLIER_FILTERS}
+group by expected_date
+order by expected_date
+"""
+
+SILVER_PO_COLUMNS = {
+    "silver.po_lines": {"po_id", "line_no", "supplier_id", "sku", "quantity", "expected_date"},
+    "silver.po_receipt_lines": {"po_id", "line_no", "quantity", "received_date"},
+}
+
+# A PO line is late when it was received in full only after its expected date, short when
+# it has not been received in full at all (kpis.md supplier OTIF).
+SUPPLIER_LATE_AND_SHORT_LINES = f"""
+with po_lines as (
+    select po_id, line_no, supplier_id, sku, quantity, expected_date
+    from silver.po_lines
+    where {_SUPPLIER_FILTERS}
+),
+received as (
+    select
+        receipts.po_id,
+        receipts.line_no,
+        sum(receipts.quantity) filter (where receipts.received_date <= po_lines.expected_date)
+            as units_on_time,
+        sum(receipts.quantity) as units_received
+    from silver.po_receipt_lines as receipts
+    join po_lines using (po_id, line_no)
+    group by all
+),
+line_status as (
+    select
+        po_lines.*,
+        coalesce(received.units_on_time, 0) as units_on_time,
+        coalesce(received.units_received, 0) as units_received
+    from po_lines
+    left join received using (po_id, line_no)
+)
+select
+    *,
+    case when units_received < quantity then 'short' else 'late' end as problem
+from line_status
+where units_on_time < quantity
+order by expected_date desc, po_id, line_no
+limit 500
+"""
+
+# -- pipeline health ------------------------------------------------------------------------
+
+QUARANTINE_BY_ERROR = """
+with rejected as (
+    select topic, error, raw_value, quarantined_at from bronze.quarantine
+),
+by_error as (
+    select
+        error,
+        count(*) as events,
+        string_agg(distinct topic, ', ' order by topic) as topics,
+        max(quarantined_at) as last_seen,
+        arg_max(raw_value, quarantined_at) as sample_message
+    from rejected
+    group by error
+)
+select * from by_error order by events desc
+"""
+
+
+def latest_ingested_at(table: str) -> str:
+    """Newest ``_ingested_at`` of one bronze table (``table`` comes from the lake catalog)."""
+    layer, name = table.split(".", 1)
+    quoted = '"' + name.replace('"', '""') + '"'
+    return f"select max(_ingested_at) as latest_ingested_at from {layer}.{quoted}"

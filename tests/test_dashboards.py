@@ -1,0 +1,297 @@
+"""Every dashboard page through Streamlit's AppTest against a real (small) Delta lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboards.pipeline_state import read_ingest_progress, read_run_failures
+from dashboards.scorecard import KPIS, ratio, status, tile
+from tests.test_query import build_sample_lake
+
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
+PAGES = (
+    "scorecard",
+    "fill_rate",
+    "perfect_order",
+    "inventory",
+    "returns",
+    "suppliers",
+    "pipeline_health",
+    "sql",
+)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("dashboards")
+    return build_sample_lake(base / "lake", base / "state"), base / "state"
+
+
+@pytest.fixture
+def lake_env(sample: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    lake, state = sample
+    monkeypatch.setenv("SCM_LAKE", str(lake))
+    monkeypatch.setenv("SCM_STATE", str(state))
+    monkeypatch.delenv("SCM_SETTINGS_FILE", raising=False)
+    yield lake
+
+
+def _page(name: str) -> AppTest:
+    return AppTest.from_file(str(DASHBOARDS / "app_pages" / f"{name}.py"), default_timeout=60)
+
+
+def _metrics(app: AppTest) -> dict[str, str]:
+    return {metric.label: metric.value for metric in app.metric}
+
+
+def _charts(app: AppTest) -> int:
+    return len(app.get("vega_lite_chart"))
+
+
+# -- each page shows what it promises ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page", "metrics", "charts", "tables"),
+    [
+        ("scorecard", [kpi.title for kpi in KPIS], len(KPIS), 0),
+        ("fill_rate", ["Order fill rate", "Line fill rate", "Unit fill rate", "Orders"], 4, 1),
+        ("perfect_order", ["Perfect order rate", "Order cycle time"], 4, 0),
+        ("inventory", ["Positions", "Stockouts", "Low stock", "Last update"], 2, 2),
+        ("returns", ["Returns", "Processing cost", "Refunds", "Cost per return"], 3, 0),
+        ("suppliers", ["Supplier OTIF", "PO lines due", "Lines not on time in full"], 2, 1),
+        (
+            "pipeline_health",
+            ["Processed rows/s", "Offsets behind latest", "Quarantined events", "Failed runs"],
+            3,
+            3,
+        ),
+    ],
+)
+def test_page_renders_its_numbers(
+    lake_env: Path, page: str, metrics: list[str], charts: int, tables: int
+) -> None:
+    app = _page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    shown = _metrics(app)
+    for label in metrics:
+        assert label in shown and shown[label] not in ("", "—"), (label, shown)
+    assert _charts(app) >= charts
+    assert len(app.dataframe) >= tables
+    assert not app.error
+
+
+def test_scorecard_tiles_have_status_and_change(lake_env: Path) -> None:
+    app = _page("scorecard").run()
+    deltas = [metric.delta for metric in app.metric]
+    assert all(deltas), deltas
+    badges = [m.value for m in app.markdown if "-badge[" in m.value]
+    assert len(badges) == len(KPIS)
+    assert {b.split("-badge")[0] for b in badges} <= {":green", ":orange", ":red", ":gray"}
+    assert any(b.startswith(":red") for b in badges)  # the sample lake misses some targets
+    captions = " ".join(caption.value for caption in app.caption)
+    assert "Target ≥ 95.0%" in captions and "As of 10 Mar 2026" in captions
+
+
+def test_fill_rate_filters_change_the_numbers_and_list_unfilled_lines(lake_env: Path) -> None:
+    app = _page("fill_rate").run()
+    everything = _metrics(app)["Order fill rate"]
+    unfilled = app.dataframe[0].value
+    assert set(unfilled["sku"]) == {"SKU-C"} and set(unfilled["ship_from"]) == {"DC-2"}
+
+    app.multiselect(key="widget.fill_rate.locations").set_value(["DC-1"]).run()
+    assert _metrics(app)["Order fill rate"] != everything
+    assert app.dataframe[0].value.empty  # DC-1 ships everything in full
+
+    app.multiselect(key="widget.fill_rate.locations").set_value([]).run()
+    app.multiselect(key="widget.fill_rate.categories").set_value(["apparel"]).run()
+    assert app.dataframe[0].value.empty  # the short lines are electronics
+
+
+def test_fill_rate_date_range_changes_the_numbers(lake_env: Path) -> None:
+    app = _page("fill_rate").run()
+    before = _metrics(app)["Orders"]
+    app.date_input(key="widget.fill_rate.dates").set_value(
+        (dt.date(2026, 3, 9), dt.date(2026, 3, 10))
+    ).run()
+    assert _metrics(app)["Orders"] != before
+
+
+@pytest.mark.parametrize(
+    ("page", "widget", "value", "metric"),
+    [
+        ("scorecard", "widget.scorecard.locations", ["DC-2"], "Order fill rate"),
+        ("perfect_order", "widget.perfect_order.channels", ["b2b"], "Perfect order rate"),
+        ("inventory", "widget.inventory.locations", ["DC-1"], "Positions"),
+        ("returns", "widget.returns.categories", ["electronics"], "Refunds"),
+        ("suppliers", "widget.suppliers.suppliers", ["SUP-1"], "Supplier OTIF"),
+    ],
+)
+def test_a_filter_changes_the_numbers(
+    lake_env: Path, page: str, widget: str, value: list[str], metric: str
+) -> None:
+    app = _page(page).run()
+    before = _metrics(app)[metric]
+    app.multiselect(key=widget).set_value(value).run()
+    assert not app.exception
+    assert _metrics(app)[metric] != before
+
+
+def test_inventory_highlights_stockouts_and_low_stock(lake_env: Path) -> None:
+    app = _page("inventory").run()
+    shown = _metrics(app)
+    assert shown["Stockouts"] == "1" and shown["Low stock"] == "2"
+    app.number_input(key="inventory.low_stock_units").set_value(2).run()
+    assert _metrics(app)["Low stock"] == "0"
+
+
+def test_failure_reasons_come_from_silver(lake_env: Path) -> None:
+    app = _page("perfect_order").run()
+    titles = [str(chart.proto.spec) for chart in app.get("vega_lite_chart")]
+    assert any("Why orders were not perfect" in spec for spec in titles)
+
+
+def test_filters_persist_per_page_across_navigation(lake_env: Path) -> None:
+    app = AppTest.from_file(str(DASHBOARDS / "streamlit_app.py"), default_timeout=60).run()
+    assert not app.exception, [e.message for e in app.exception]
+    assert app.title[0].value == "SCOR scorecard"
+    app.switch_page("app_pages/fill_rate.py").run()
+    app.multiselect(key="widget.fill_rate.locations").set_value(["DC-2"]).run()
+    app.switch_page("app_pages/returns.py").run()
+    assert app.title[0].value == "Returns"
+    app.switch_page("app_pages/fill_rate.py").run()
+    assert app.multiselect(key="widget.fill_rate.locations").value == ["DC-2"]
+    app.switch_page("app_pages/perfect_order.py").run()
+    assert app.multiselect(key="widget.perfect_order.locations").value == []
+
+
+# -- SQL page ---------------------------------------------------------------------------------
+
+
+def test_sql_page_runs_a_query_and_offers_csv(lake_env: Path) -> None:
+    app = _page("sql").run()
+    app.text_area[0].set_value("select sku, category from silver.products order by sku")
+    app.button[0].click().run()
+    assert not app.error
+    assert app.dataframe[0].value["sku"].tolist() == ["SKU-A", "SKU-B", "SKU-C"]
+    assert app.get("download_button")
+
+
+def test_sql_page_refuses_writes_in_one_line(lake_env: Path) -> None:
+    app = _page("sql").run()
+    app.text_area[0].set_value(f"copy gold.fill_rate_daily to '{lake_env}/stolen.csv'")
+    app.button[0].click().run()
+    assert app.error and app.error[0].value.startswith("COPY is not allowed")
+    assert not (lake_env / "stolen.csv").exists()
+
+
+def test_sql_page_reports_the_row_limit(lake_env: Path) -> None:
+    app = _page("sql").run()
+    app.text_area[0].set_value("select * from range(5000)")
+    app.number_input[0].set_value(100)
+    app.button[0].click().run()
+    assert len(app.dataframe[0].value) == 100
+    assert "row limit" in app.warning[0].value
+
+
+# -- an empty lake -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_empty_lake_says_what_to_run(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCM_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("SCM_STATE", str(tmp_path / "state"))
+    app = _page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    messages = " ".join(info.value for info in app.info)
+    assert "make demo" in messages and "scm refresh" in messages, messages
+
+
+# -- the logic behind the tiles and the state files -------------------------------------------
+
+
+def test_ratio_and_status() -> None:
+    fill = KPIS[0]
+    cycle = next(kpi for kpi in KPIS if kpi.title == "Order cycle time")
+    assert ratio(pd.DataFrame({"a": [1, 2], "b": [2, 2]}), "a", "b") == 0.75
+    assert ratio(pd.DataFrame({"a": [0], "b": [0]}), "a", "b") is None
+    assert status(0.96, fill) == "green"
+    assert status(0.93, fill) == "amber"
+    assert status(0.80, fill) == "red"
+    assert status(2.5, cycle) == "green" and status(3.3, cycle) == "amber"
+    assert status(None, fill) == "no data"
+
+
+def test_tile_compares_with_the_previous_period() -> None:
+    days = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(14)]
+    totals = pd.DataFrame({"day": days, "orders_filled": [9] * 7 + [10] * 7, "orders": [10] * 14})
+    card = tile(KPIS[0], totals, dt.date(2026, 3, 14), 7)
+    assert card.value == 1.0 and card.previous == 0.9
+    assert card.change == pytest.approx(0.1) and card.status == "green"
+    assert len(card.trend) == 14
+
+
+def test_state_files_are_read_defensively(tmp_path: Path) -> None:
+    progress = tmp_path / "ingest-progress.jsonl"
+    progress.write_text(
+        '{"timestamp": "2026-03-10T10:00:00Z", "name": "q", "processedRowsPerSecond": 5,'
+        ' "durationMs": {"triggerExecution": 650},'
+        ' "sources": [{"metrics": {"maxOffsetsBehindLatest": "4"}}]}\n'
+        "garbage\n[1, 2]\n"
+        '{"time": "2026-03-10T10:00:01Z", "query": "orders", "batch_duration_ms": 700,'
+        ' "offsets_behind_latest": {"max": 3.0, "avg": 1.5}}\n'
+    )
+    frame = read_ingest_progress(progress)
+    assert frame["query"].tolist() == ["q", "orders"]
+    assert frame["processed_rows_per_second"].tolist()[0] == 5
+    assert frame["batch_duration_ms"].tolist() == [650, 700]
+    assert frame["offsets_behind_latest"].tolist() == [4, 3]
+    assert read_ingest_progress(tmp_path / "missing.jsonl").empty
+    assert read_run_failures(tmp_path / "missing.jsonl").empty
+
+
+def test_dashboards_import_neither_spark_nor_orchestration() -> None:
+    """The dashboards read the lake through DuckDB only (STYLE.md: imports flow downstream)."""
+    import ast
+
+    forbidden = {"pyspark", "delta", "orchestration", "dagster", "ingest", "transforms"}
+    for path in DASHBOARDS.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+@pytest.mark.parametrize("page", ["scorecard", "fill_rate", "perfect_order"])
+def test_kpi_tables_without_rows_say_what_to_run(
+    page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from tests.test_query import FILL_RATE_SCHEMA
+
+    write_deltalake(str(tmp_path / "gold" / "fill_rate_daily"), FILL_RATE_SCHEMA.empty_table())
+    write_deltalake(
+        str(tmp_path / "gold" / "perfect_order_daily"),
+        pa.table({"order_date": pa.array([], pa.date32()), "orders": pa.array([], pa.int64())}),
+    )
+    monkeypatch.setenv("SCM_LAKE", str(tmp_path))
+    app = _page(page).run()
+    assert not app.exception, [e.message for e in app.exception]
+    messages = " ".join(info.value for info in app.info)
+    assert "make demo" in messages and "scm refresh" in messages, messages

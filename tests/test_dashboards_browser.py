@@ -1,0 +1,112 @@
+"""The served app in a real headless Chromium (Debian's package, driven by Playwright).
+
+Missing Chromium is a setup error, so this test fails (never skips) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_query import build_sample_lake
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"streamlit exited with {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"streamlit did not become healthy within {seconds:g} s")
+
+
+@pytest.fixture
+def served_app(tmp_path: Path) -> Iterator[str]:
+    lake = build_sample_lake(tmp_path / "lake", tmp_path / "state")
+    port = _free_port()
+    env = {**os.environ, "SCM_LAKE": str(lake), "SCM_STATE": str(tmp_path / "state")}
+    env.pop("SCM_SETTINGS_FILE", None)
+    log = (tmp_path / "streamlit.log").open("wb")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "dashboards" / "streamlit_app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, 60)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail(
+            "chromium is not installed: run the setup (apt-get install -y chromium) so the"
+            " browser test can run"
+        )
+    from playwright.sync_api import sync_playwright
+
+    screenshot = tmp_path / "scorecard.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(served_app, wait_until="domcontentloaded")
+            page.get_by_text("SCOR scorecard").first.wait_for(timeout=60_000)
+            page.get_by_text("Supplier OTIF").first.wait_for(timeout=60_000)
+            page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
+            text = page.inner_text("body")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert "Fill rate" in text and "Order fill rate" in text and "Target" in text
+    png = screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) > 50_000, len(png)
