@@ -187,7 +187,9 @@ class EmbeddedBroker:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
-            raise ScmError(f"could not format Kafka storage in {self.data}: {result.stdout.strip()}")
+            raise ScmError(
+                f"could not format Kafka storage in {self.data}: {result.stdout.strip()}"
+            )
 
     def start(self) -> EmbeddedBroker:
         """Start the broker and return once it answers metadata requests."""

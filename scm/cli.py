@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--days", type=_non_negative_int, default=30, help="days of history (0 only with --live)"
     )
-    simulate.add_argument("--seed", type=int, default=7, help="random seed (same seed, same events)")
+    simulate.add_argument(
+        "--seed", type=int, default=7, help="random seed (same seed, same events)"
+    )
     simulate.add_argument(
         "--start", type=_date, default=None, help="first day, YYYY-MM-DD (default: days ago)"
     )

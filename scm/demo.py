@@ -46,7 +46,9 @@ class Supervisor:
     def failed(self) -> str | None:
         for name, child in self.children:
             if child.poll() is not None:
-                return f"{name} exited with code {child.returncode}: see {self.logs}/demo-{name}.log"
+                return (
+                    f"{name} exited with code {child.returncode}: see {self.logs}/demo-{name}.log"
+                )
         return None
 
     def stop_all(self) -> None:
@@ -124,7 +126,11 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
             _run_step("refresh", [*_scm(), "refresh"], env, logs)
         if _has_module("ingest.job"):
             supervisor.start("ingest", [*_scm(), "ingest"], env)
-        supervisor.start("live-simulator", [*_scm(), "simulate", "--live", "--days", "0", "--rate", "20", "--quiet"], env)
+        supervisor.start(
+            "live-simulator",
+            [*_scm(), "simulate", "--live", "--days", "0", "--rate", "20", "--quiet"],
+            env,
+        )
         urls = []
         if (_REPO / "workspace.yaml").exists() and shutil.which("dagster", path=_bin_path()):
             supervisor.start(

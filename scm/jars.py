@@ -25,7 +25,9 @@ def resolve_spark_packages() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if "unresolved" in line or "Error" in line]
+        lines = [
+            line for line in result.stderr.splitlines() if "unresolved" in line or "Error" in line
+        ]
         raise ScmError(
             "could not resolve Spark packages from Maven Central: "
             + (lines[0].strip() if lines else result.stderr.strip()[-300:])

@@ -22,7 +22,9 @@ _KAFKA_PREFIX = "SCM_KAFKA_"
 # SCM_KAFKA_* names that are the platform's own, not librdkafka pass-through.
 _OWN_KAFKA_NAMES = frozenset({"SCM_KAFKA_BOOTSTRAP"})
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
-_SPARK_MASTER = re.compile(r"^(local(\[(\*|\d+)(,\s*\d+)?\])?|(spark|yarn|k8s|mesos)(://.+)?|yarn)$")
+_SPARK_MASTER = re.compile(
+    r"^(local(\[(\*|\d+)(,\s*\d+)?\])?|(spark|yarn|k8s|mesos)(://.+)?|yarn)$"
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,8 @@ def _ingest_options(env: Mapping[str, str]) -> IngestOptions:
         trigger = -1.0
     if trigger <= 0:
         raise ScmError(
-            f"SCM_INGEST_TRIGGER_SECONDS={trigger_raw!r} is invalid: use a positive number of seconds"
+            f"SCM_INGEST_TRIGGER_SECONDS={trigger_raw!r} is invalid:"
+            " use a positive number of seconds"
         )
     return IngestOptions(
         starting_offsets=starting,  # type: ignore[arg-type]
