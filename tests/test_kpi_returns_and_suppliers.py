@@ -1,0 +1,91 @@
+"""Returns cost and supplier OTIF on hand-built events, expected rows worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import Row
+from pyspark.testing import assertDataFrameEqual
+
+from scm.contracts import master_spark_ddl
+from simulator.events import po_created, po_received, return_received
+from transforms.kpis import returns_cost_daily, supplier_otif_daily
+from transforms.silver import deduplicate_events, po_lines, po_receipt_lines, returns
+from transforms.testing import bronze_frame
+
+pytestmark = pytest.mark.spark
+
+
+def _return(event_id, time, sku, quantity, reason, disposition, refund, cost):  # type: ignore[no-untyped-def]
+    return return_received(
+        event_id=event_id, event_time=time, return_id=f"R-{event_id}", order_id="O-1",
+        line_no=1, sku=sku, quantity=quantity, reason=reason, disposition=disposition,
+        refund_amount=refund, processing_cost=cost,
+    )  # fmt: skip
+
+
+def test_returns_cost_daily_by_category_and_reason(spark) -> None:
+    restocked = _return("r1", "2026-03-02T09:00:00Z", "A", 2, "damaged", "restock", 20.0, 3.5)
+    events = [
+        restocked,
+        _return("r2", "2026-03-02T17:00:00Z", "A", 1, "damaged", "scrap", 10.0, 1.25),
+        _return("r3", "2026-03-02T18:00:00Z", "B", 1, "not_needed", "restock", 15.5, 2.0),
+        # A sku missing from products.csv lands in category "unknown".
+        _return("r4", "2026-03-03T08:00:00Z", "Z", 1, "wrong_item", "refurbish", 0.0, 4.0),
+        restocked,  # a producer retry: counted once
+    ]
+    products = spark.createDataFrame(
+        [("A", "Anvil", "tools", Decimal("2"), Decimal("9")),
+         ("B", "Bolt", "parts", Decimal("5"), Decimal("12"))],
+        master_spark_ddl("products"),
+    )  # fmt: skip
+    actual = returns_cost_daily(
+        returns(deduplicate_events(bronze_frame(spark, "returns", events))), products
+    )
+    expected = [
+        Row(return_date=dt.date(2026, 3, 2), category="tools", reason="damaged", returns=2,
+            units_returned=3, refund_amount=30.0, processing_cost=4.75),
+        Row(return_date=dt.date(2026, 3, 2), category="parts", reason="not_needed", returns=1,
+            units_returned=1, refund_amount=15.5, processing_cost=2.0),
+        Row(return_date=dt.date(2026, 3, 3), category="unknown", reason="wrong_item", returns=1,
+            units_returned=1, refund_amount=0.0, processing_cost=4.0),
+    ]  # fmt: skip
+    assertDataFrameEqual(actual, expected)
+
+
+def _po(po_id: str, supplier: str, expected: str, lines):  # type: ignore[no-untyped-def]
+    return po_created(
+        event_id=f"e-{po_id}", event_time="2026-03-01T08:00:00Z", po_id=po_id,
+        supplier_id=supplier, ship_to="DC-1", expected_date=expected,
+        lines=[(n, sku, qty, 1.5) for n, sku, qty in lines],
+    )  # fmt: skip
+
+
+def _receipt(event_id: str, time: str, po_id: str, lines):  # type: ignore[no-untyped-def]
+    return po_received(event_id=event_id, event_time=time, po_id=po_id, lines=lines)
+
+
+def test_supplier_otif_daily_needs_full_quantity_by_the_expected_date(spark) -> None:
+    short = _receipt("g4", "2026-03-09T10:00:00Z", "PO-2", [(1, "A", 2)])
+    events = [
+        _po("PO-1", "SUP-1", "2026-03-10", [(1, "A", 10), (2, "B", 5)]),
+        _po("PO-2", "SUP-1", "2026-03-10", [(1, "A", 3)]),
+        _po("PO-3", "SUP-2", "2026-03-12", [(1, "C", 1)]),  # never received
+        # PO-1 line 1 in two parts by the expected day (OTIF); line 2 a day late.
+        _receipt("g1", "2026-03-08T10:00:00Z", "PO-1", [(1, "A", 6)]),
+        _receipt("g2", "2026-03-10T23:00:00Z", "PO-1", [(1, "A", 4)]),
+        _receipt("g3", "2026-03-11T08:00:00Z", "PO-1", [(2, "B", 5)]),
+        short,  # PO-2: 2 of 3
+        short,  # a retry of the same receipt must not make it 4
+    ]
+    procurement = deduplicate_events(bronze_frame(spark, "procurement", events))
+    actual = supplier_otif_daily(po_lines(procurement), po_receipt_lines(procurement))
+    expected = [
+        Row(expected_date=dt.date(2026, 3, 10), supplier_id="SUP-1", po_lines=3,
+            po_lines_otif=1, otif_rate=1 / 3),
+        Row(expected_date=dt.date(2026, 3, 12), supplier_id="SUP-2", po_lines=1,
+            po_lines_otif=0, otif_rate=0.0),
+    ]  # fmt: skip
+    assertDataFrameEqual(actual, expected)

@@ -1,0 +1,53 @@
+"""Small reads of Delta metadata (versions, commit metadata) that need no Spark job.
+
+delta-rs answers them from the log in milliseconds; asking Spark would plan a job each time.
+Only the log is read here (no ``to_pyarrow_*``, see platform.md fact 4).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def table_exists(path: str) -> bool:
+    """Whether a Delta table exists at ``path``."""
+    from deltalake import DeltaTable
+
+    return bool(DeltaTable.is_deltatable(path))
+
+
+def delta_version(path: str) -> int | None:
+    """The current version of the Delta table at ``path``, or None when there is none."""
+    from deltalake import DeltaTable
+
+    if not table_exists(path):
+        return None
+    return int(DeltaTable(path).version())
+
+
+def last_commit_metadata(path: str) -> dict[str, Any]:
+    """The commit info of the table's latest commit (empty when there is no table)."""
+    from deltalake import DeltaTable
+
+    if not table_exists(path):
+        return {}
+    history = DeltaTable(path).history(1)
+    return dict(history[0]) if history else {}
+
+
+def rows_written(path: str) -> int:
+    """Rows the table's latest commit wrote, from its operation metrics (0 when unknown)."""
+    metrics = last_commit_metadata(path).get("operationMetrics") or {}
+    return int(metrics.get("numOutputRows", 0))
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Delete a folder through Hadoop's file system, so object-store lakes work too."""
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
+    file_system = hadoop_path.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if file_system.exists(hadoop_path):
+        file_system.delete(hadoop_path, True)

@@ -1,0 +1,258 @@
+"""``scm refresh``: one catch-up of everything, rebuilding only what new data touches.
+
+Steps: load changed landing files into bronze and the silver dimensions; ``ingest --once``;
+stream new bronze rows into silver (deduplicated, stamped with this
+refresh's id); work out which gold partitions the new silver rows (and a moved as-of date or
+changed product costs) touch; replace exactly those partitions; record the refresh.
+
+The record (``_checkpoints/refresh_state``, one row per refresh that changed something; the
+latest commit's metadata is read back without Spark) holds the last finished refresh id, its
+as-of date and the products snapshot it used. Silver rows stamped with a higher id
+are "new" for gold, so a refresh that dies between silver and gold is completed by the next
+one, and a refresh with no new data writes nothing at all (no new Delta versions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from scm.errors import ScmError
+from scm.lake import Lake
+from scm.settings import Settings
+from transforms.gold import GOLD_TABLES, ChangeSet, SilverSnapshot, as_of_date
+from transforms.lake_io import delta_version, last_commit_metadata, table_exists
+from transforms.master_data import MasterLoad, load_master_data
+from transforms.silver import SILVER_TABLES
+from transforms.silver_update import update_silver
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+STATE_TABLE = "refresh_state"
+_STATE_KEY = "scm.refresh"
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """The last finished refresh, as recorded."""
+
+    refresh_id: int
+    as_of: dt.date | None
+    products_version: int | None
+    silver_versions: dict[str, int | None]
+    bronze_versions: dict[str, int | None]
+
+
+@dataclass(frozen=True)
+class GoldRefresh:
+    """What a refresh did to one gold table."""
+
+    table: str
+    rows: int
+    partitions: int | None  # None: the whole table was rebuilt
+    seconds: float
+
+
+@dataclass
+class RefreshSummary:
+    """The outcome of one refresh, for the CLI, Dagster metadata and tests."""
+
+    refresh_id: int
+    full: bool
+    as_of: dt.date | None = None
+    master_data: list[MasterLoad] = field(default_factory=list)
+    ingest: str = "not run"
+    silver_rows: dict[str, int] = field(default_factory=dict)
+    gold: list[GoldRefresh] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.gold)
+
+    def lines(self) -> list[str]:
+        """A short human-readable report."""
+        mode = "full rebuild" if self.full else "incremental"
+        as_of = self.as_of.isoformat() if self.as_of else "no events yet"
+        out = [f"refresh {self.refresh_id} ({mode}) in {self.seconds:.1f} s, as-of {as_of}"]
+        loaded = [f"{m.entity} {m.rows} rows" for m in self.master_data if m.outcome == "loaded"]
+        out.append(f"  landing: {', '.join(loaded) if loaded else 'no changed files'}")
+        out.append(f"  ingest: {self.ingest}")
+        new_rows = [f"{name} +{rows}" for name, rows in self.silver_rows.items() if rows]
+        out.append(f"  silver: {', '.join(new_rows) if new_rows else 'no new rows'}")
+        if not self.gold:
+            out.append("  gold: up to date, nothing rewritten")
+        for table in self.gold:
+            scope = (
+                "all partitions"
+                if table.partitions is None
+                else (f"{table.partitions} partition{'s' if table.partitions != 1 else ''}")
+            )
+            out.append(
+                f"  gold.{table.table}: {table.rows} row{'s' if table.rows != 1 else ''} "
+                f"in {scope} ({table.seconds:.1f} s)"
+            )
+        return out
+
+
+def read_state(lake: Lake) -> RefreshState | None:
+    """The last finished refresh, or None before the first one (read from the Delta log)."""
+    raw = last_commit_metadata(lake.checkpoint(STATE_TABLE)).get(_STATE_KEY)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    as_of = dt.date.fromisoformat(data["as_of_date"]) if data["as_of_date"] else None
+    return RefreshState(
+        int(data["refresh_id"]),
+        as_of,
+        data["products_version"],
+        data.get("silver_versions", {}),
+        data.get("bronze_versions", {}),
+    )
+
+
+def _silver_versions(lake: Lake) -> dict[str, int | None]:
+    return {name: delta_version(lake.silver(name)) for name in SILVER_TABLES}
+
+
+def _record_state(
+    lake: Lake,
+    summary: RefreshSummary,
+    products_version: int | None,
+    bronze_versions: dict[str, int | None],
+) -> None:
+    """Append the refresh to its log; the commit's metadata is what the next refresh reads."""
+    import pyarrow as pa
+    from deltalake import CommitProperties, write_deltalake
+
+    state = {
+        "refresh_id": summary.refresh_id,
+        "as_of_date": summary.as_of.isoformat() if summary.as_of else None,
+        "products_version": products_version,
+        "silver_versions": _silver_versions(lake),
+        "bronze_versions": bronze_versions,
+    }
+    row = pa.table(
+        {
+            "refresh_id": pa.array([summary.refresh_id], pa.int64()),
+            "finished_at": pa.array([dt.datetime.now(dt.UTC)], pa.timestamp("us", tz="UTC")),
+            "is_full": pa.array([summary.full]),
+            "as_of_date": pa.array([summary.as_of], pa.date32()),
+            "products_version": pa.array([products_version], pa.int64()),
+            "seconds": pa.array([summary.seconds], pa.float64()),
+        }
+    )
+    write_deltalake(
+        lake.checkpoint(STATE_TABLE),
+        row,
+        mode="append",
+        commit_properties=CommitProperties(custom_metadata={_STATE_KEY: json.dumps(state)}),
+    )
+
+
+def catch_up_ingest(spark: SparkSession, settings: Settings) -> str:
+    """``ingest --once`` on this session; skipped when a running ingest keeps bronze current."""
+    from ingest import IngestAlreadyRunning, start_ingest
+    from scm.contracts import ALERTS_TOPIC, TOPICS
+    from scm.kafka import check_reachable, ensure_topics
+
+    check_reachable(settings)
+    ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
+    try:
+        with start_ingest(spark, settings, once=True) as run:
+            run.await_completion()
+    except IngestAlreadyRunning:
+        return "skipped: a running ingest keeps bronze current"
+    return "caught up"
+
+
+def refresh(
+    spark: SparkSession, settings: Settings, *, full: bool = False, ingest: bool = True
+) -> RefreshSummary:
+    """Catch everything up and rebuild the gold partitions that new data touches.
+
+    ``full`` rebuilds silver from all of bronze and every gold table from scratch
+    (backfills, logic changes). ``ingest=False`` skips the Kafka catch-up (bronze is
+    current already, e.g. a continuous ingest is running or the caller ran it).
+    """
+    started = time.monotonic()
+    lake = Lake.at(settings.lake)
+    previous = read_state(lake)
+    # Ids keep rising across full rebuilds, so an old stamp never looks new.
+    summary = RefreshSummary(refresh_id=(previous.refresh_id if previous else 0) + 1, full=full)
+    summary.master_data = load_master_data(lake)
+    if ingest:
+        summary.ingest = catch_up_ingest(spark, settings)
+    update = update_silver(
+        spark,
+        lake,
+        refresh_id=summary.refresh_id,
+        full=full,
+        read_versions=previous.bronze_versions if previous else None,
+    )
+    summary.silver_rows = update.inserted
+
+    silver = SilverSnapshot(spark, lake)
+    products_version = delta_version(lake.bronze("products"))
+    changes: ChangeSet | None = None
+    if full or previous is None:
+        summary.as_of = as_of_date(silver)
+    else:
+        products_changed = products_version != previous.products_version
+        # Unchanged silver versions (read from the logs, no Spark job) mean no new rows.
+        untouched = _silver_versions(lake) == previous.silver_versions
+        newest = None if untouched else as_of_date(silver, only_refresh_after=previous.refresh_id)
+        if newest is None and not products_changed:
+            summary.as_of = previous.as_of
+            summary.seconds = time.monotonic() - started
+            return summary  # nothing new: write nothing, not even the record
+        summary.as_of = max((d for d in (previous.as_of, newest) if d is not None), default=None)
+        changes = ChangeSet(
+            silver,
+            since_refresh_id=previous.refresh_id,
+            as_of_before=previous.as_of,
+            as_of=summary.as_of or dt.date(1, 1, 1),
+            products_changed=products_changed,
+        )
+    for table in GOLD_TABLES.values():
+        table_started = time.monotonic()
+        partitions = None
+        if changes is not None and table_exists(lake.gold(table.name)):
+            partitions = table.affected_partitions(changes)
+            if partitions is not None and not partitions:
+                continue
+        frame = table.build(spark, lake, partitions, as_of=summary.as_of, silver=silver)
+        rows = table.write_partitions(lake, frame, partitions)
+        summary.gold.append(
+            GoldRefresh(
+                table.name,
+                rows,
+                None if partitions is None else len(partitions),
+                time.monotonic() - table_started,
+            )
+        )
+    summary.seconds = time.monotonic() - started
+    _record_state(lake, summary, products_version, update.bronze_versions)
+    return summary
+
+
+def run_refresh(settings: Settings, *, full: bool = False) -> int:
+    """``scm refresh``: print a short summary; exit code 0 on success."""
+    from scm.spark import spark_session
+
+    spark = spark_session(settings, app_name="scm-refresh")
+    try:
+        summary = refresh(spark, settings, full=full)
+    except ScmError:
+        raise
+    except Exception as error:  # Spark's errors are multi-line JVM traces: keep the first line
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise ScmError(f"refresh failed: {reason[:300]}") from error
+    for line in summary.lines():
+        print(line, flush=True)
+    return 0
