@@ -100,6 +100,8 @@ def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(served_app, wait_until="domcontentloaded")
             page.get_by_text("SCOR scorecard").first.wait_for(timeout=60_000)
+            # Streamlit renders tiles progressively: wait for the first and the last one.
+            page.get_by_text("Order fill rate").first.wait_for(timeout=60_000)
             page.get_by_text("Supplier OTIF").first.wait_for(timeout=60_000)
             page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
             text = page.inner_text("body")
