@@ -191,7 +191,7 @@ def _enum(name: str, *values: str) -> Field:
 
 
 def _lines(*fields: Field) -> Field:
-    return Field("lines", "lines", line_fields=fields, note="line_no is unique within the event")
+    return Field("lines", "lines", line_fields=fields)
 
 
 def _line_no() -> Field:
@@ -862,7 +862,8 @@ def _rule_text(field: Field) -> str:
     if not field.required:
         parts.append("optional")
     text = "; ".join(parts)
-    return f"{text} — {field.note}" if field.note else text
+    text = f"{text} — {field.note}" if field.note else text
+    return text.replace("|", "\\|")  # a bare pipe would split the table cell
 
 
 def _field_rows(fields: tuple[Field, ...], prefix: str = "") -> list[str]:
@@ -945,9 +946,9 @@ def render_markdown() -> str:
         "",
         *(f"- `{template}`" for template in _reason_templates()),
         "",
-        f"Money fits `decimal({MONEY_PRECISION},{MONEY_SCALE})`; trailing zeros do not count as",
-        "decimals. Dates are real calendar dates. Timestamps carry `T`, seconds, optionally 1-9",
-        "fraction digits, and `Z` or an offset of at most +-18:00.",
+        f"Money fits `decimal({MONEY_PRECISION},{MONEY_SCALE})` (trailing zeros do not count as",
+        "decimals). Dates are real calendar dates. Timestamps carry `T`, seconds, optionally",
+        "1-9 fraction digits, and `Z` or an offset of at most +-18:00. Integers fit 32 bits.",
         "",
         "## Bronze tables",
         "",

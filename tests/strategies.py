@@ -8,6 +8,7 @@ field or event type is covered without touching this module.
 from __future__ import annotations
 
 import json
+import operator
 import re
 import string
 from collections.abc import Callable
@@ -24,7 +25,7 @@ Event = dict[str, Any]
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_:./ "
 # Producers send non-ASCII text too (names, carriers); surrogates cannot be encoded.
 _TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), max_codepoint=0x1F600), max_size=12
+    alphabet=st.characters(exclude_categories=["Cs"], max_codepoint=0x1F600), max_size=12
 )
 
 
@@ -186,13 +187,8 @@ def values(field: Field) -> st.SearchStrategy[Any]:
 
 def _lines(field: Field) -> st.SearchStrategy[list[Event]]:
     line = st.fixed_dictionaries({f.name: values(f) for f in field.line_fields})
-    unique = [f.name for f in field.line_fields if f.unique]
-    return st.lists(
-        line,
-        min_size=1,
-        max_size=4,
-        unique_by=tuple((lambda item, name=name: item[name]) for name in unique) or None,
-    )
+    unique = tuple(operator.itemgetter(f.name) for f in field.line_fields if f.unique)
+    return st.lists(line, min_size=1, max_size=4, unique_by=unique or None)
 
 
 _EXTRA = st.dictionaries(
@@ -375,6 +371,12 @@ def _broken_event_type(topic: str, event: Event) -> st.SearchStrategy[Broken]:
     return build()
 
 
+def _truncated(value: bytes) -> bytes:
+    """The first half of the text, cut between characters (so still valid UTF-8)."""
+    text = value.decode("utf-8")
+    return text[: len(text) // 2].encode("utf-8")
+
+
 def _broken_bytes(topic: str, event: Event) -> st.SearchStrategy[Broken]:
     good = encode(event)
 
@@ -382,7 +384,7 @@ def _broken_bytes(topic: str, event: Event) -> st.SearchStrategy[Broken]:
         return reason.startswith("invalid JSON")
 
     cases = [
-        Broken(topic, good[: len(good) // 2], "truncated", invalid_json),
+        Broken(topic, _truncated(good), "truncated", invalid_json),
         Broken(topic, good[:-1], "no closing brace", invalid_json),
         Broken(topic, b"\xef\xbb\xbf" + good, "BOM", invalid_json),
         Broken(topic, good + b"{}", "two objects", invalid_json),
