@@ -122,7 +122,7 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
         if not history_marker.exists():
             _run_step("simulate", [*_scm(), "simulate", "--days", str(days), "--quiet"], env, logs)
             history_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        if _has_module("transforms.refresh"):
+        if _has_module("transforms.refresh") and _has_module("ingest.job"):
             _run_step("refresh", [*_scm(), "refresh"], env, logs)
         if _has_module("ingest.job"):
             supervisor.start("ingest", [*_scm(), "ingest"], env)
