@@ -156,11 +156,12 @@ def _record_state(
 
 def catch_up_ingest(spark: SparkSession, settings: Settings) -> str:
     """``ingest --once`` on this session; skipped when a running ingest keeps bronze current."""
-    from ingest import IngestAlreadyRunning, start_ingest
     from scm.contracts import ALERTS_TOPIC, TOPICS
     from scm.kafka import check_reachable, ensure_topics
 
-    check_reachable(settings)
+    check_reachable(settings)  # fail fast, before Spark's Kafka source is even loaded
+    from ingest import IngestAlreadyRunning, start_ingest
+
     ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
     try:
         with start_ingest(spark, settings, once=True) as run:
