@@ -122,10 +122,8 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
         if not history_marker.exists():
             _run_step("simulate", [*_scm(), "simulate", "--days", str(days), "--quiet"], env, logs)
             history_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        if _has_module("transforms.refresh") and _has_module("ingest.job"):
-            _run_step("refresh", [*_scm(), "refresh"], env, logs)
-        if _has_module("ingest.job"):
-            supervisor.start("ingest", [*_scm(), "ingest"], env)
+        _run_step("refresh", [*_scm(), "refresh"], env, logs)
+        supervisor.start("ingest", [*_scm(), "ingest"], env)
         supervisor.start(
             "live-simulator",
             [*_scm(), "simulate", "--live", "--days", "0", "--rate", "20", "--quiet"],
@@ -171,15 +169,6 @@ def _bin_path() -> str:
 
 def _bin(program: str) -> str:
     return str(Path(sys.executable).parent / program)
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _wait_for_log_line(log: Path, needle: str, seconds: float, supervisor: Supervisor) -> None:

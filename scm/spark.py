@@ -53,6 +53,9 @@ def spark_session(
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
         .config("spark.sql.adaptive.enabled", "true")
+        # Delta rebuilds table state (e.g. to check an idempotent txnAppId/txnVersion write)
+        # with this many tasks; the default 50 costs seconds per commit on a small machine.
+        .config("spark.databricks.delta.snapshotPartitions", "2" if local else "50")
         .config("spark.driver.memory", os.environ.get("SCM_SPARK_DRIVER_MEMORY", "2g"))
     )
     builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])

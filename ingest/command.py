@@ -1,0 +1,77 @@
+"""``scm ingest``: the command-line wrapper around :func:`ingest.job.start_ingest`.
+
+Fails fast, before paying for a Spark start-up, when the lake is already being ingested or
+Kafka does not answer. SIGINT/SIGTERM stop a continuous ingest gracefully (exit 0).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from ingest.job import start_ingest
+from ingest.lock import IngestLock
+from scm.settings import Settings
+
+log = logging.getLogger("scm.ingest")
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("scm")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    # py4j logs every exception raised in foreachBatch with a traceback; the failure is
+    # reported once, as one line, from the query's own exception.
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+
+
+def run_ingest(settings: Settings, *, once: bool = False) -> int:
+    """Run the ingest until caught up (``once``) or until SIGINT/SIGTERM; return the exit code."""
+    from scm.contracts import ALERTS_TOPIC, TOPICS
+    from scm.kafka import check_reachable, ensure_topics
+    from scm.spark import spark_session
+
+    _configure_logging()
+    lock = IngestLock.for_settings(settings).acquire()
+    stop_requested = threading.Event()
+    previous = {}
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    try:
+        check_reachable(settings)  # one line, before paying for a Spark start-up
+        ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, request_stop)
+        started = time.monotonic()
+        spark = spark_session(settings, app_name="scm-ingest")
+        with start_ingest(spark, settings, once=once, lock=lock) as run:
+            mode = "until caught up" if once else "until interrupted (Ctrl-C stops)"
+            print(f"ingesting {settings.kafka_bootstrap} into {settings.lake} {mode}", flush=True)
+            while not stop_requested.is_set():
+                if run.await_completion(timeout=0.5):
+                    break
+            if stop_requested.is_set():
+                print("stopping ingest gracefully...", flush=True)
+                run.stop()
+                if once:
+                    print("scm: interrupted", file=sys.stderr)
+                    return 130
+                print("ingest stopped", flush=True)
+                return 0
+        elapsed = time.monotonic() - started
+        print(f"ingest caught up in {elapsed:.1f} s", flush=True)
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        lock.release()

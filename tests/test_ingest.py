@@ -1,0 +1,703 @@
+"""`scm ingest` in-process: Kafka → bronze + quarantine, inventory position, alerts, maintenance.
+
+One hand-made data set (a few hundred messages, valid and malformed) is produced to the
+session's real broker in two rounds and ingested with three ``--once`` runs on the shared
+Spark session; most tests read what that left behind. Every id and key carries a per-run
+token, so messages other test modules put on the shared broker are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scm.contracts import ALERTS_TOPIC, TOPICS, validate_event
+from scm.settings import Settings, load_settings
+from tests.conftest import make_settings
+
+pytestmark = [pytest.mark.spark, pytest.mark.kafka]
+
+Message = tuple[str, str, bytes | None]  # topic, key, value
+
+
+# --- the data set ---------------------------------------------------------------------------
+
+
+def at(hour: int, minute: int = 0) -> str:
+    return f"2026-03-02T{hour:02d}:{minute:02d}:00Z"
+
+
+@dataclass
+class EventFactory:
+    """Builds contract events whose ids and keys all start with ``token``."""
+
+    token: str
+    count: int = 0
+
+    def envelope(self, event_type: str, when: str) -> dict[str, Any]:
+        self.count += 1
+        return {
+            "event_id": f"{self.token}-e{self.count}",
+            "event_type": event_type,
+            "event_time": when,
+            "source": "test",
+            "schema_version": 1,
+        }
+
+    def order(self, number: int, **extra: Any) -> Message:
+        event = self.envelope("order_placed", at(8, number % 60))
+        order_id = f"{self.token}-O{number}"
+        event.update(
+            order_id=order_id,
+            customer_id=f"C-{number % 7}",
+            channel=("online", "store", "b2b")[number % 3],
+            ship_from="DC-1",
+            requested_delivery_date="2026-03-05",
+            currency="USD",
+            lines=[
+                {"line_no": n, "sku": f"SKU-{n}", "quantity": n + 1, "unit_price": 12.5}
+                for n in range(1, number % 3 + 2)
+            ],
+        )
+        event.update(extra)
+        return ("scm.orders", order_id, json.dumps(event).encode())
+
+    def shipment(self, number: int, delivered: bool) -> Message:
+        shipment_id = f"{self.token}-S{number}"
+        if delivered:
+            event = self.envelope("shipment_delivered", at(15, number % 60))
+            event.update(
+                shipment_id=shipment_id,
+                order_id=f"{self.token}-O{number}",
+                condition="ok",
+                documents_ok=True,
+            )
+        else:
+            event = self.envelope("shipment_dispatched", at(12, number % 60))
+            event.update(
+                shipment_id=shipment_id,
+                order_id=f"{self.token}-O{number}",
+                ship_from="DC-1",
+                carrier="DHL",
+                lines=[{"line_no": 1, "sku": "SKU-1", "quantity": 2}],
+            )
+        return ("scm.shipments", shipment_id, json.dumps(event).encode())
+
+    def return_(self, number: int) -> Message:
+        event = self.envelope("return_received", at(16, number % 60))
+        return_id = f"{self.token}-R{number}"
+        event.update(
+            return_id=return_id,
+            order_id=f"{self.token}-O{number}",
+            line_no=1,
+            sku="SKU-1",
+            quantity=1,
+            reason="damaged",
+            disposition="scrap",
+            refund_amount=12.5,
+            processing_cost=3.25,
+            currency="USD",
+        )
+        return ("scm.returns", return_id, json.dumps(event).encode())
+
+    def purchase_order(self, number: int, received: bool) -> Message:
+        po_id = f"{self.token}-P{number}"
+        if received:
+            event = self.envelope("po_received", at(14, number % 60))
+            event.update(po_id=po_id, lines=[{"line_no": 1, "sku": "SKU-1", "quantity": 40}])
+        else:
+            event = self.envelope("po_created", at(7, number % 60))
+            event.update(
+                po_id=po_id,
+                supplier_id="SUP-1",
+                ship_to="DC-1",
+                expected_date="2026-03-04",
+                currency="USD",
+                lines=[{"line_no": 1, "sku": "SKU-1", "quantity": 40, "unit_cost": 7.0}],
+            )
+        return ("scm.procurement", po_id, json.dumps(event).encode())
+
+    def snapshot(self, location: str, sku: str, on_hand: int, when: str) -> Message:
+        event = self.envelope("inventory_snapshot", when)
+        event.update(location_id=location, sku=sku, on_hand=on_hand)
+        return ("scm.inventory", f"{location}:{sku}", json.dumps(event).encode())
+
+    def movement(self, location: str, sku: str, delta: int, when: str) -> Message:
+        event = self.envelope("inventory_movement", when)
+        event.update(
+            location_id=location,
+            sku=sku,
+            quantity_delta=delta,
+            movement_type="receipt" if delta > 0 else "shipment",
+            reference_id=f"{self.token}-ref",
+        )
+        return ("scm.inventory", f"{location}:{sku}", json.dumps(event).encode())
+
+
+def malformed_messages(token: str, round_number: int) -> list[Message]:
+    """One message per kind of rejection; keys start with ``<token>-bad``."""
+
+    def key(n: int) -> str:
+        return f"{token}-bad-{round_number}-{n}"
+
+    valid_order = {
+        "event_id": f"{token}-bad-event",
+        "event_type": "order_placed",
+        "event_time": at(9),
+        "source": "test",
+        "schema_version": 1,
+        "order_id": "O-x",
+        "customer_id": "C-x",
+        "channel": "online",
+        "ship_from": "DC-1",
+        "requested_delivery_date": "2026-03-05",
+        "currency": "USD",
+        "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": 1, "unit_price": 1.0}],
+    }
+    unknown_type = {**valid_order, "event_type": "order_exploded"}
+    missing_field = {k: v for k, v in valid_order.items() if k != "customer_id"}
+    wrong_type = {
+        **valid_order,
+        "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "ten", "unit_price": 1.0}],
+    }
+    zero_movement = {
+        **{k: valid_order[k] for k in ("event_id", "event_time", "source", "schema_version")},
+        "event_type": "inventory_movement",
+        "location_id": f"{token}-DC1",
+        "sku": "SKU-1",
+        "quantity_delta": 0,
+        "movement_type": "adjustment",
+        "reference_id": "count-1",
+    }
+    return [
+        ("scm.orders", key(1), b'{"event_id": "x", "event_type": "order_pl'),
+        ("scm.orders", key(2), json.dumps(unknown_type).encode()),
+        ("scm.orders", key(3), json.dumps(missing_field).encode()),
+        ("scm.orders", key(4), json.dumps(wrong_type).encode()),
+        ("scm.shipments", key(5), json.dumps(valid_order).encode()),  # another topic's type
+        ("scm.inventory", key(6), None),
+        ("scm.returns", key(7), b"[1, 2, 3]"),
+        ("scm.procurement", key(8), b'\xff\xfe{"event_id": 1}'),
+        ("scm.inventory", key(9), json.dumps(zero_movement).encode()),
+    ]
+
+
+@dataclass
+class DataSet:
+    """Two production rounds plus what the ingest must make of them."""
+
+    token: str
+    round1: list[Message] = field(default_factory=list)
+    round2: list[Message] = field(default_factory=list)
+    positions: dict[tuple[str, str], int] = field(default_factory=dict)
+    stockout_key: str = ""
+    extra_field_order: str = ""
+    resent_event: str = ""
+
+
+def build_data_set(token: str) -> DataSet:
+    make = EventFactory(token)
+    data = DataSet(token)
+    dc1, dc2, dc3 = f"{token}-DC1", f"{token}-DC2", f"{token}-DC3"
+    one = data.round1
+    one += [make.order(n) for n in range(30)]
+    extra = make.order(30, loyalty_tier="gold", lines=[
+        {"line_no": 1, "sku": "SKU-1", "quantity": 1, "unit_price": 9.99, "gift_wrap": True}
+    ])  # fmt: skip
+    data.extra_field_order = f"{token}-O30"
+    one.append(extra)
+    one += [make.shipment(n, delivered=False) for n in range(20)]
+    one += [make.shipment(n, delivered=True) for n in range(20)]
+    one += [make.return_(n) for n in range(10)]
+    one += [make.purchase_order(n, received=False) for n in range(10)]
+    one += [make.purchase_order(n, received=True) for n in range(10)]
+    # Inventory, in arrival order. dc1/SKU-1: a movement before the snapshot is already in
+    # it; a producer retry resends the same event.
+    moved = make.movement(dc1, "SKU-1", -3, at(10))
+    one += [make.snapshot(dc1, "SKU-1", 10, at(9)), moved, make.movement(dc1, "SKU-1", 2, at(8))]
+    one.append(moved)
+    # dc1/SKU-2: the snapshot arrives after later movements; one movement at its very time.
+    one += [make.movement(dc1, "SKU-2", 4, at(10)), make.movement(dc1, "SKU-2", -5, at(12))]
+    one += [make.snapshot(dc1, "SKU-2", 50, at(11)), make.movement(dc1, "SKU-2", 7, at(11))]
+    # dc2/SKU-1: movements only.
+    one += [make.movement(dc2, "SKU-1", d, at(9 + i)) for i, d in enumerate((3, 4, -2))]
+    # dc2/SKU-2: stocked now, runs out in round 2.
+    one.append(make.snapshot(dc2, "SKU-2", 5, at(9)))
+    # dc3/SKU-1: negative from movements; a late snapshot in round 2 fixes it.
+    one += [make.movement(dc3, "SKU-1", -2, at(10)), make.movement(dc3, "SKU-1", -1, at(12))]
+    for n in range(10):
+        location = f"{token}-DC9"
+        one.append(make.snapshot(location, f"SKU-{n}", 100, at(8)))
+        one += [make.movement(location, f"SKU-{n}", -1, at(9, m)) for m in range(9)]
+        data.positions[(location, f"SKU-{n}")] = 91
+    one += malformed_messages(token, 1)
+
+    two = data.round2
+    two.append(make.movement(dc2, "SKU-2", -5, at(10)))
+    two.append(make.snapshot(dc3, "SKU-1", 20, at(11)))
+    two += [make.order(n) for n in range(31, 36)]
+    two.append(one[0])  # a producer retry of an event already ingested
+    data.resent_event = json.loads(one[0][2] or b"{}")["event_id"]
+    two += malformed_messages(token, 2)[:3]
+
+    data.positions.update(
+        {(dc1, "SKU-1"): 7, (dc1, "SKU-2"): 45, (dc2, "SKU-1"): 5, (dc2, "SKU-2"): 0,
+         (dc3, "SKU-1"): 19}
+    )  # fmt: skip
+    data.stockout_key = f"{dc2}:SKU-2"
+    return data
+
+
+@dataclass(frozen=True)
+class Produced:
+    topic: str
+    key: str
+    value: bytes | None
+    partition: int
+    offset: int
+
+    @property
+    def coordinates(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
+    @property
+    def error(self) -> str | None:
+        return validate_event(self.topic, self.value)
+
+
+def produce(settings: Settings, messages: Sequence[Message]) -> list[Produced]:
+    """Produce in order and return each message with the coordinates Kafka gave it."""
+    from confluent_kafka import Producer
+
+    producer = Producer({**settings.librdkafka_config(), "enable.idempotence": True})
+    produced: list[Produced | None] = [None] * len(messages)
+
+    def delivered(index: int) -> Any:
+        def report(error: Any, message: Any) -> None:
+            assert error is None, error
+            topic, key, value = messages[index]
+            produced[index] = Produced(topic, key, value, message.partition(), message.offset())
+
+        return report
+
+    for index, (topic, key, value) in enumerate(messages):
+        producer.produce(topic, key=key, value=value, on_delivery=delivered(index))
+    assert producer.flush(30) == 0
+    assert all(p is not None for p in produced)
+    return [p for p in produced if p is not None]
+
+
+def ensure_all_topics(settings: Settings) -> None:
+    from scm.kafka import ensure_topics
+
+    ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
+
+
+def run_once(spark: Any, settings: Settings, timeout: float = 300) -> None:
+    from ingest import start_ingest
+
+    with start_ingest(spark, settings, once=True) as run:
+        assert run.await_completion(timeout=timeout), "ingest --once did not finish in time"
+
+
+def read_alerts(settings: Settings, key: str) -> list[dict[str, Any]]:
+    """Every message on scm.alerts with ``key``, read from the beginning."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            **settings.librdkafka_config(),
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(ALERTS_TOPIC, timeout=10).topics[ALERTS_TOPIC].partitions
+        ends = {}
+        assignments = []
+        for number in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(ALERTS_TOPIC, number), 10)
+            if high > low:
+                ends[number] = high
+                assignments.append(TopicPartition(ALERTS_TOPIC, number, low))
+        consumer.assign(assignments)
+        found = []
+        while ends:
+            message = consumer.poll(10)
+            assert message is not None, "scm.alerts did not deliver up to its end offsets"
+            assert message.error() is None, message.error()
+            value, offset, partition = message.value(), message.offset(), message.partition()
+            if message.key() == key.encode() and value is not None:
+                found.append(json.loads(value))
+            if offset is not None and offset + 1 >= ends.get(partition or 0, 0):
+                ends.pop(partition or 0, None)
+        return found
+    finally:
+        consumer.close()
+
+
+# --- the shared ingest run ------------------------------------------------------------------
+
+
+@dataclass
+class Ingested:
+    settings: Settings
+    data: DataSet
+    produced: list[Produced]
+
+    @property
+    def valid(self) -> list[Produced]:
+        return [p for p in self.produced if p.error is None]
+
+    @property
+    def rejected(self) -> list[Produced]:
+        return [p for p in self.produced if p.error is not None]
+
+
+@pytest.fixture(scope="module")
+def ingested(spark: Any, kafka_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Ingested:
+    settings = make_settings(tmp_path_factory.mktemp("ingest"), kafka_broker)
+    ensure_all_topics(settings)
+    data = build_data_set(f"t{uuid.uuid4().hex[:8]}")
+    produced = produce(settings, data.round1)
+    run_once(spark, settings)
+    produced += produce(settings, data.round2)
+    run_once(spark, settings)
+    run_once(spark, settings)  # nothing new: must change nothing and alert nobody again
+    return Ingested(settings, data, produced)
+
+
+def bronze_rows(spark: Any, settings: Settings, token: str) -> list[Any]:
+    """(table, event_id, _topic, _partition, _offset) of every bronze row of this run."""
+    from pyspark.sql import functions as F
+
+    from scm.lake import Lake
+
+    lake = Lake.at(settings.lake)
+    rows = []
+    for topic in TOPICS.values():
+        table = spark.read.format("delta").load(lake.bronze(topic.entity))
+        rows += (
+            table.where(F.col("event_id").startswith(token))
+            .select(
+                F.lit(topic.entity).alias("table"), "event_id", "_topic", "_partition", "_offset"
+            )
+            .collect()
+        )
+    return rows
+
+
+def quarantine_rows(spark: Any, settings: Settings, token: str) -> list[Any]:
+    from pyspark.sql import functions as F
+
+    from scm.lake import Lake
+
+    table = spark.read.format("delta").load(Lake.at(settings.lake).quarantine)
+    return table.where(F.col("key").startswith(f"{token}-bad")).collect()
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+def test_data_set_is_what_it_claims() -> None:
+    """Guards the fixtures: the malformed messages are invalid, everything else valid."""
+    data = build_data_set("tcheck")
+    for topic, key, value in data.round1 + data.round2:
+        error = validate_event(topic, value)
+        assert (error is not None) == key.startswith("tcheck-bad"), (key, error)
+
+
+def test_every_valid_event_lands_exactly_once(spark: Any, ingested: Ingested) -> None:
+    rows = bronze_rows(spark, ingested.settings, ingested.data.token)
+    coordinates = [(r["_topic"], r["_partition"], r["_offset"]) for r in rows]
+    assert len(coordinates) == len(set(coordinates)), "a Kafka record landed twice"
+    assert set(coordinates) == {p.coordinates for p in ingested.valid}
+    for row in rows:  # each topic lands in its own table
+        assert TOPICS[row["_topic"]].entity == row["table"]
+
+
+def test_bronze_keeps_duplicates_and_accepts_extra_fields(spark: Any, ingested: Ingested) -> None:
+    from pyspark.sql import functions as F
+
+    from scm.lake import Lake
+
+    orders = spark.read.format("delta").load(Lake.at(ingested.settings.lake).bronze("orders"))
+    resent = orders.where(F.col("event_id") == ingested.data.resent_event).count()
+    assert resent == 2, "bronze keeps a re-sent event as it arrived; silver deduplicates"
+    extra = orders.where(F.col("order_id") == ingested.data.extra_field_order).collect()
+    assert len(extra) == 1
+    assert "loyalty_tier" not in orders.columns
+    line = extra[0]["lines"][0]
+    assert (line["line_no"], line["sku"], line["quantity"]) == (1, "SKU-1", 1)
+    assert float(line["unit_price"]) == pytest.approx(9.99)
+
+
+def test_malformed_events_are_quarantined_with_reasons(spark: Any, ingested: Ingested) -> None:
+    rows = quarantine_rows(spark, ingested.settings, ingested.data.token)
+    got = {(r["topic"], r["partition"], r["offset"]): r for r in rows}
+    assert len(got) == len(rows), "a rejected record was quarantined twice"
+    expected = {p.coordinates: p for p in ingested.rejected}
+    assert set(got) == set(expected)
+    for coordinates, message in expected.items():
+        row = got[coordinates]
+        assert message.error is not None
+        # The reference validator adds the parser's detail to "invalid JSON"; Spark cannot.
+        assert row["error"] == message.error or (
+            row["error"] == "invalid JSON" and message.error.startswith("invalid JSON: ")
+        )
+        assert row["key"] == message.key
+        assert row["raw_bytes"] == message.value
+        assert row["quarantined_at"] is not None
+    reasons = {row["key"].rsplit("-", 2)[-1]: row["error"] for row in rows}
+    assert reasons["2"].startswith("unknown event_type")
+    assert reasons["3"] == "missing required field 'customer_id'"
+
+
+def test_inventory_position_converges_with_late_and_duplicate_events(
+    spark: Any, ingested: Ingested
+) -> None:
+    from pyspark.sql import functions as F
+
+    from scm.lake import Lake
+
+    table = spark.read.format("delta").load(Lake.at(ingested.settings.lake).silver(
+        "inventory_position"
+    ))  # fmt: skip
+    rows = table.where(F.col("location_id").startswith(ingested.data.token)).collect()
+    assert {(r["location_id"], r["sku"]): r["on_hand"] for r in rows} == ingested.data.positions
+    assert all(r["updated_at"] is not None and r["last_event_time"] is not None for r in rows)
+
+
+def test_stockout_alert_is_published_once(spark: Any, ingested: Ingested) -> None:
+    key = ingested.data.stockout_key
+    alerts = read_alerts(ingested.settings, key)
+    assert len(alerts) == 1, alerts
+    alert = alerts[0]
+    location, sku = key.split(":")
+    assert alert["event_type"] == "stockout"
+    assert (alert["location_id"], alert["sku"], alert["on_hand"]) == (location, sku, 0)
+    assert alert["event_time"] == at(10)
+    assert alert["event_id"].startswith("stockout-")
+    # Only that key went from > 0 to <= 0; dc3 was negative before its late snapshot.
+    assert read_alerts(ingested.settings, f"{ingested.data.token}-DC3:SKU-1") == []
+
+
+def test_tables_are_readable_by_delta_rs_and_duckdb(spark: Any, ingested: Ingested) -> None:
+    import duckdb
+    from deltalake import DeltaTable
+
+    from scm.lake import Lake
+
+    lake = Lake.at(ingested.settings.lake)
+    paths = [lake.bronze(t.entity) for t in TOPICS.values()]
+    paths += [lake.quarantine, lake.silver("inventory_position")]
+    for path in paths:
+        expected = spark.read.format("delta").load(path).count()
+        assert expected > 0, path
+        arrow = DeltaTable(path).to_pyarrow_table()
+        assert arrow.num_rows == expected, path
+        connection = duckdb.connect()
+        connection.register("snapshot", DeltaTable(path).to_pyarrow_dataset())
+        counted = connection.execute("select count(*) from snapshot").fetchone()
+        assert counted is not None and counted[0] == expected, path
+
+
+def test_progress_is_logged_per_batch(ingested: Ingested) -> None:
+    lines = (Path(ingested.settings.state) / "ingest-progress.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    bronze = [r for r in records if r["query"] == "scm_ingest_bronze"]
+    position = [r for r in records if r["query"] == "scm_inventory_position"]
+    assert bronze and position
+    for record in bronze:
+        assert record["input_rows"] > 0 and record["batch_duration_ms"] >= 0
+        assert record["offsets_behind_latest"] is not None
+        assert {"max", "avg", "min"} <= set(record["offsets_behind_latest"])
+        assert "processed_rows_per_second" in record and "input_rows_per_second" in record
+    assert sum(r["valid_rows"] for r in bronze) >= len(ingested.valid)
+    assert sum(r["quarantined_rows"] for r in bronze) >= len(ingested.rejected)
+
+
+def test_replayed_microbatch_writes_and_alerts_once(
+    spark: Any, kafka_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sinks called again with the same batch id, as Spark does after a crash."""
+    from ingest import inventory_position
+    from ingest.bronze_sink import BronzeSink, create_bronze_tables
+    from ingest.inventory_position import InventoryPositionSink, create_position_table
+    from scm.errors import ScmError
+    from scm.lake import Lake
+
+    def refuse_alerts(settings: Settings, alerts: Any) -> None:
+        raise ScmError("broker down")
+
+    settings = make_settings(tmp_path, kafka_broker)
+    ensure_all_topics(settings)
+    lake = Lake.at(settings.lake)
+    create_bronze_tables(spark, lake, TOPICS)
+    create_position_table(spark, lake)
+    token = f"t{uuid.uuid4().hex[:8]}"
+    make = EventFactory(token)
+    location = f"{token}-DC1"
+
+    def kafka_batch(messages: list[Message], first_offset: int) -> Any:
+        rows = [
+            (key.encode(), value, topic, 0, first_offset + n, dt.datetime(2026, 3, 2), 0)
+            for n, (topic, key, value) in enumerate(messages)
+        ]
+        schema = (
+            "key binary, value binary, topic string, partition int, offset long, "
+            "timestamp timestamp, timestampType int"
+        )
+        return spark.createDataFrame(rows, schema)
+
+    bronze = BronzeSink(lake, TOPICS)
+    bronze.bind("replay-test")
+    first = kafka_batch(
+        [make.snapshot(location, "SKU-1", 3, at(9)), make.order(1), *malformed_messages(token, 1)],
+        0,
+    )
+    second = kafka_batch([make.movement(location, "SKU-1", -3, at(10))], 100)
+    positions = InventoryPositionSink(lake, settings)
+    bronze.commit_microbatch(first, 0)
+    bronze.commit_microbatch(first, 0)  # replayed: Delta skips both appends
+    positions.commit_microbatch(spark.read.format("delta").load(lake.bronze("inventory")), 0)
+    bronze.commit_microbatch(second, 1)
+    inventory = lake.bronze("inventory")
+    with monkeypatch.context() as patch:  # Kafka refuses the alert: it stays in the outbox
+        patch.setattr(inventory_position, "publish_stockouts", refuse_alerts)
+        positions.commit_microbatch(spark.read.format("delta").load(inventory), 1)
+    assert read_alerts(settings, f"{location}:SKU-1") == []
+    for _replay in range(2):  # replayed: the pending alert goes out, and only once
+        positions.commit_microbatch(spark.read.format("delta").load(inventory), 1)
+
+    rows = bronze_rows(spark, settings, token)
+    assert len(rows) == 3  # snapshot, order, movement: each once
+    assert len(quarantine_rows(spark, settings, token)) == len(malformed_messages(token, 1))
+    alerts = read_alerts(settings, f"{location}:SKU-1")
+    assert [a["on_hand"] for a in alerts] == [0]
+    position = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
+    assert [(r["on_hand"], r["stockout_alert_sent"]) for r in position] == [(0, True)]
+    assert position[0]["stockout_alert_id"] == alerts[0]["event_id"]
+
+
+def test_maintain_compacts_checkpoints_and_vacuums(
+    spark: Any, ingested: Ingested, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingest.maintenance import run_maintenance
+    from scm.errors import ScmError
+    from scm.lake import Lake
+
+    lake = Lake.at(ingested.settings.lake)
+    before = {p: spark.read.format("delta").load(p).count() for p in (lake.bronze("orders"),)}
+    assert run_maintenance(ingested.settings, retention_hours=168) == 0
+    out = capsys.readouterr().out
+    assert "bronze/orders: optimize" in out and "silver/inventory_position" in out
+    assert "bronze/quarantine" in out
+    for path, count in before.items():
+        assert spark.read.format("delta").load(path).count() == count
+        assert any(Path(path, "_delta_log").glob("*.checkpoint.parquet"))
+    with pytest.raises(ScmError, match="at least 168"):
+        run_maintenance(ingested.settings, retention_hours=24)
+
+
+# --- pure pieces: options, lock, the position rule -----------------------------------------
+
+
+def test_settings_map_to_kafka_reader_options() -> None:
+    from ingest.kafka_source import reader_options
+
+    settings = load_settings(
+        {
+            "SCM_KAFKA_BOOTSTRAP": "kafka-1:9093,kafka-2:9093",
+            "SCM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "SCM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "SCM_KAFKA_SASL_USERNAME": "scm",
+            "SCM_KAFKA_SASL_PASSWORD": 'pa"ss',
+            "SCM_KAFKA_SSL_CA_LOCATION": "/etc/kafka/ca.pem",
+            "SCM_INGEST_STARTING_OFFSETS": "latest",
+            "SCM_INGEST_MAX_OFFSETS_PER_TRIGGER": "5000",
+            "SCM_INGEST_MIN_PARTITIONS": "8",
+            "SCM_INGEST_FAIL_ON_DATA_LOSS": "false",
+        }
+    )
+    options = reader_options(settings, ["scm.orders", "scm.inventory"])
+    assert options["subscribe"] == "scm.orders,scm.inventory"
+    assert options["kafka.bootstrap.servers"] == "kafka-1:9093,kafka-2:9093"
+    assert options["startingOffsets"] == "latest"
+    assert options["maxOffsetsPerTrigger"] == "5000"
+    assert options["minPartitions"] == "8"
+    assert options["failOnDataLoss"] == "false"
+    assert options["kafka.security.protocol"] == "SASL_SSL"
+    assert options["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
+    assert options["kafka.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="scm" password="pa\\"ss";'
+    )
+    assert options["kafka.ssl.truststore.type"] == "PEM"
+    assert options["kafka.ssl.truststore.location"] == "/etc/kafka/ca.pem"
+    assert "kafka.sasl.password" not in options and "kafka.sasl.username" not in options
+
+    defaults = reader_options(load_settings({}), ["scm.orders"])
+    assert defaults["startingOffsets"] == "earliest"
+    assert defaults["failOnDataLoss"] == "true"
+    assert "maxOffsetsPerTrigger" not in defaults and "minPartitions" not in defaults
+
+
+def test_second_ingest_on_the_same_lake_is_refused(tmp_path: Path) -> None:
+    from ingest import IngestAlreadyRunning, run_ingest
+    from ingest.lock import IngestLock
+
+    settings = make_settings(tmp_path, "127.0.0.1:1")
+    with IngestLock.for_settings(settings), pytest.raises(IngestAlreadyRunning, match="on lake"):
+        run_ingest(settings, once=True)  # refused before Kafka or Spark are touched
+    with IngestLock.for_settings(settings) as again:  # released: takes it again
+        assert again.held
+
+
+def test_inventory_position_rule(spark: Any) -> None:
+    from pyspark.testing import assertDataFrameEqual
+
+    from ingest.inventory_position import inventory_positions
+
+    def row(key: str, event_id: str, kind: str, hour: int, amount: int, offset: int) -> tuple:
+        location, sku = key.split(":")
+        when = dt.datetime(2026, 3, 2, hour)
+        snapshot = kind == "snapshot"
+        return (
+            location, sku, event_id, f"inventory_{kind}", when,
+            amount if snapshot else None, None if snapshot else amount,
+            "scm.inventory", 0, offset,
+        )  # fmt: skip
+
+    events = spark.createDataFrame(
+        [
+            row("A:1", "m1", "movement", 8, 2, 0),  # before the snapshot: already in it
+            row("A:1", "s1", "snapshot", 9, 10, 1),
+            row("A:1", "m2", "movement", 9, 5, 2),  # at the snapshot's time: in it
+            row("A:1", "m3", "movement", 10, -3, 3),
+            row("A:1", "m3", "movement", 10, -3, 4),  # duplicate event_id
+            row("B:1", "m4", "movement", 10, -4, 5),  # no snapshot at all
+            row("C:1", "s2", "snapshot", 9, 7, 6),  # two snapshots at one time: highest id
+            row("C:1", "s3", "snapshot", 9, 4, 7),
+            row("C:1", "s0", "snapshot", 8, 99, 8),  # older snapshot arriving late
+        ],
+        "location_id string, sku string, event_id string, event_type string, "
+        "event_time timestamp, on_hand int, quantity_delta int, _topic string, "
+        "_partition int, _offset long",
+    )
+    expected = spark.createDataFrame(
+        [
+            ("A", "1", 7, dt.datetime(2026, 3, 2, 10)),
+            ("B", "1", -4, dt.datetime(2026, 3, 2, 10)),
+            ("C", "1", 4, dt.datetime(2026, 3, 2, 9)),
+        ],
+        "location_id string, sku string, on_hand long, last_event_time timestamp",
+    )
+    assertDataFrameEqual(inventory_positions(events), expected)
