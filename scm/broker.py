@@ -187,9 +187,8 @@ class EmbeddedBroker:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
-            raise ScmError(
-                f"could not format Kafka storage in {self.data}: {result.stdout.strip()}"
-            )
+            output = (result.stdout + result.stderr).strip().splitlines() or ["no output"]
+            raise ScmError(f"could not format Kafka storage in {self.data}: {output[-1][:300]}")
 
     def start(self) -> EmbeddedBroker:
         """Start the broker and return once it answers metadata requests."""

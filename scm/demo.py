@@ -9,7 +9,6 @@ second run reuses the broker data and the lake.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -129,24 +128,23 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
             [*_scm(), "simulate", "--live", "--days", "0", "--rate", "20", "--quiet"],
             env,
         )
-        urls = []
-        if (_REPO / "workspace.yaml").exists() and shutil.which("dagster", path=_bin_path()):
-            supervisor.start(
-                "dagster",
-                [_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                 "-p", str(DAGSTER_PORT)],
-                env,
-            )  # fmt: skip
-            urls.append(("Dagster UI", f"http://127.0.0.1:{DAGSTER_PORT}"))
-        if (_REPO / "dashboards" / "streamlit_app.py").exists():
-            supervisor.start(
-                "streamlit",
-                [_bin("streamlit"), "run", "dashboards/streamlit_app.py", "--server.headless",
-                 "true", "--server.port", str(STREAMLIT_PORT), "--server.address", "127.0.0.1",
-                 "--browser.gatherUsageStats", "false"],
-                env,
-            )  # fmt: skip
-            urls.append(("Dashboards", f"http://127.0.0.1:{STREAMLIT_PORT}"))
+        supervisor.start(
+            "dagster",
+            [_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(DAGSTER_PORT)],
+            env,
+        )  # fmt: skip
+        supervisor.start(
+            "streamlit",
+            [_bin("streamlit"), "run", "dashboards/streamlit_app.py", "--server.headless",
+             "true", "--server.port", str(STREAMLIT_PORT), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false"],
+            env,
+        )  # fmt: skip
+        urls = [
+            ("Dagster UI", f"http://127.0.0.1:{DAGSTER_PORT}"),
+            ("Dashboards", f"http://127.0.0.1:{STREAMLIT_PORT}"),
+        ]
         for label, url in urls:
             _wait_http(url, 180, supervisor)
             print(f"demo: {label}: {url}", flush=True)
@@ -161,10 +159,6 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
         supervisor.stop_all()
         print("demo: stopped", flush=True)
     return 0
-
-
-def _bin_path() -> str:
-    return str(Path(sys.executable).parent)
 
 
 def _bin(program: str) -> str:

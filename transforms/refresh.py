@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from scm.errors import ScmError
 from scm.lake import Lake
@@ -115,7 +116,7 @@ def read_state(lake: Lake) -> RefreshState | None:
     )
 
 
-def _silver_versions(lake: Lake) -> dict[str, int | None]:
+def silver_versions(lake: Lake) -> dict[str, int | None]:
     return {name: delta_version(lake.silver(name)) for name in SILVER_TABLES}
 
 
@@ -133,7 +134,7 @@ def _record_state(
         "refresh_id": summary.refresh_id,
         "as_of_date": summary.as_of.isoformat() if summary.as_of else None,
         "products_version": products_version,
-        "silver_versions": _silver_versions(lake),
+        "silver_versions": silver_versions(lake),
         "bronze_versions": bronze_versions,
     }
     row = pa.table(
@@ -152,6 +153,67 @@ def _record_state(
         mode="append",
         commit_properties=CommitProperties(custom_metadata={_STATE_KEY: json.dumps(state)}),
     )
+
+
+class Baseline(Protocol):
+    """What a change set is measured against: the last finished refresh or silver update."""
+
+    @property
+    def refresh_id(self) -> int: ...
+    @property
+    def as_of(self) -> dt.date | None: ...
+    @property
+    def products_version(self) -> int | None: ...
+    @property
+    def silver_versions(self) -> Mapping[str, int | None]: ...
+
+
+@dataclass(frozen=True)
+class GoldChanges:
+    """Which gold partitions new silver rows touch, per table.
+
+    ``partitions[name]`` is None to rebuild the whole table (first run, full rebuild, a
+    missing table) and empty when the table is untouched. ``nothing_new``: no silver row
+    and no product cost changed since the baseline, so there is nothing to write or record.
+    """
+
+    as_of: dt.date | None
+    products_version: int | None
+    partitions: dict[str, list[dt.date] | None]
+    nothing_new: bool = False
+
+
+def gold_changes(silver: SilverSnapshot, lake: Lake, since: Baseline | None) -> GoldChanges:
+    """The gold partitions that silver rows stamped after ``since`` touch (all when None).
+
+    Nothing is touched when silver did not move (read from the Delta logs, no Spark job)
+    and product costs did not change; otherwise each table's own ``affected_partitions``
+    decides (a shipment reaches its order's day, a moved as-of date the orders now due).
+    ``scm refresh`` and the Dagster silver asset both decide with this function.
+    """
+    products_version = delta_version(lake.bronze("products"))
+    if since is None:
+        every: dict[str, list[dt.date] | None] = dict.fromkeys(GOLD_TABLES)
+        return GoldChanges(as_of_date(silver), products_version, every)
+    products_changed = products_version != since.products_version
+    # Unchanged silver versions (read from the logs, no Spark job) mean no new rows.
+    moved = silver_versions(lake) != dict(since.silver_versions)
+    newest = as_of_date(silver, only_refresh_after=since.refresh_id) if moved else None
+    as_of = max((d for d in (since.as_of, newest) if d is not None), default=None)
+    partitions: dict[str, list[dt.date] | None] = {name: [] for name in GOLD_TABLES}
+    if newest is None and not products_changed:
+        return GoldChanges(since.as_of, products_version, partitions, nothing_new=True)
+    changes = ChangeSet(
+        silver,
+        since_refresh_id=since.refresh_id,
+        as_of_before=since.as_of,
+        as_of=as_of or dt.date(1, 1, 1),
+        products_changed=products_changed,
+    )
+    for name, table in GOLD_TABLES.items():
+        exists = table_exists(lake.gold(name))
+        partitions[name] = table.affected_partitions(changes) if exists else None
+    return GoldChanges(as_of, products_version, partitions)
 
 
 def catch_up_ingest(spark: SparkSession, settings: Settings) -> str:
@@ -198,34 +260,16 @@ def refresh(
     summary.silver_rows = update.inserted
 
     silver = SilverSnapshot(spark, lake)
-    products_version = delta_version(lake.bronze("products"))
-    changes: ChangeSet | None = None
-    if full or previous is None:
-        summary.as_of = as_of_date(silver)
-    else:
-        products_changed = products_version != previous.products_version
-        # Unchanged silver versions (read from the logs, no Spark job) mean no new rows.
-        untouched = _silver_versions(lake) == previous.silver_versions
-        newest = None if untouched else as_of_date(silver, only_refresh_after=previous.refresh_id)
-        if newest is None and not products_changed:
-            summary.as_of = previous.as_of
-            summary.seconds = time.monotonic() - started
-            return summary  # nothing new: write nothing, not even the record
-        summary.as_of = max((d for d in (previous.as_of, newest) if d is not None), default=None)
-        changes = ChangeSet(
-            silver,
-            since_refresh_id=previous.refresh_id,
-            as_of_before=previous.as_of,
-            as_of=summary.as_of or dt.date(1, 1, 1),
-            products_changed=products_changed,
-        )
+    changes = gold_changes(silver, lake, None if full else previous)
+    summary.as_of = changes.as_of
+    if changes.nothing_new:
+        summary.seconds = time.monotonic() - started
+        return summary  # nothing new: write nothing, not even the record
     for table in GOLD_TABLES.values():
         table_started = time.monotonic()
-        partitions = None
-        if changes is not None and table_exists(lake.gold(table.name)):
-            partitions = table.affected_partitions(changes)
-            if partitions is not None and not partitions:
-                continue
+        partitions = changes.partitions[table.name]
+        if partitions is not None and not partitions:
+            continue
         frame = table.build(spark, lake, partitions, as_of=summary.as_of, silver=silver)
         rows = table.write_partitions(lake, frame, partitions)
         summary.gold.append(
@@ -237,7 +281,7 @@ def refresh(
             )
         )
     summary.seconds = time.monotonic() - started
-    _record_state(lake, summary, products_version, update.bronze_versions)
+    _record_state(lake, summary, changes.products_version, update.bronze_versions)
     return summary
 
 
