@@ -9,6 +9,7 @@ a write whose version it has already seen, so a replay neither duplicates nor lo
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable
 from functools import reduce
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from ingest.progress import ProgressLog
 
 BRONZE_QUERY = "scm_ingest_bronze"
+# Rows one validation task handles before a topic gets another task (up to the cores).
+ROWS_PER_TASK = 50_000
 
 
 def create_delta_table(
@@ -100,17 +103,26 @@ class BronzeSink:
         cached too, so JSON is parsed once for both the bronze and the quarantine write.
         """
         app_id = self.app_id
+        # The validation plan holds hundreds of expressions per topic: compiling it with
+        # whole-stage codegen costs more than it saves on a micro-batch. The batch runs on
+        # the stream's own session clone, so this does not reach other queries.
+        batch.sparkSession.conf.set("spark.sql.codegen.wholeStage", "false")
         raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
         cached = [raw]
         try:
-            # Planning one topic's validation costs far more than this small job (it also
-            # fills the cache): skip topics without records in this batch.
-            present = {row["topic"] for row in raw.select("topic").distinct().collect()}
-            topics = [topic for topic in self.topics if topic in present]
+            # Each task of a validation stage generates code for the whole (large) validation
+            # plan, even on an empty Kafka partition: give each topic only as many tasks as
+            # its rows need, and skip topics without records in this batch.
+            sizes = {row["topic"]: row["count"] for row in raw.groupBy("topic").count().collect()}
+            topics = [topic for topic in self.topics if sizes.get(topic)]
+            parallelism = batch.sparkSession.sparkContext.defaultParallelism
             validated: dict[str, DataFrame] = {}
             for topic in topics:
-                frame = with_validation(raw.where(F.col("topic") == topic), topic)
-                validated[topic] = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                tasks = max(1, min(parallelism, math.ceil(sizes[topic] / ROWS_PER_TASK)))
+                rows = raw.where(F.col("topic") == topic).coalesce(tasks)
+                validated[topic] = with_validation(rows, topic).persist(
+                    StorageLevel.MEMORY_AND_DISK
+                )
                 cached.append(validated[topic])
             counts = _count_by_topic(validated) if validated else {}  # fills every cache
             valid_rows = {topic: counts[topic][0] for topic in topics if counts[topic][0]}
