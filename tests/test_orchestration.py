@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,10 +289,10 @@ def test_re_running_a_partition_replaces_exactly_that_partition(
 ) -> None:
     from deltalake import DeltaTable
 
-    assert pipeline.first_update.first_event_date is not None
-    day = pipeline.first_update.first_event_date + dt.timedelta(days=1)
     name = "fill_rate_daily"
     before = gold_rows(spark, pipeline.lake, name)
+    # The busiest day (the shared broker also carries other modules' sparse test days).
+    day = Counter(row[0] for row in before).most_common(1)[0][0]
     version = DeltaTable(pipeline.lake.gold(name)).version()
     job = pipeline.definitions.resolve_job_def("daily_kpis")
     passed(
