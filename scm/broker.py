@@ -180,7 +180,9 @@ class EmbeddedBroker:
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # a leading "-" would read as an option to the tool
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
              "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
