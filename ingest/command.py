@@ -53,7 +53,9 @@ def run_ingest(settings: Settings, *, once: bool = False) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
         started = time.monotonic()
-        spark = spark_session(settings, app_name="scm-ingest")
+        # Validation spills to disk when a catch-up outgrows memory, and the JVM grows its
+        # heap to the limit before collecting: 1 GiB keeps the process under 2 GiB resident.
+        spark = spark_session(settings, app_name="scm-ingest", driver_memory="1g")
         with start_ingest(spark, settings, once=once, lock=lock) as run:
             mode = "until caught up" if once else "until interrupted (Ctrl-C stops)"
             print(f"ingesting {settings.kafka_bootstrap} into {settings.lake} {mode}", flush=True)

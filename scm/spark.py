@@ -24,9 +24,16 @@ def kafka_source_package() -> str:
 
 
 def spark_session(
-    settings: Settings, *, app_name: str = "scm", shuffle_partitions: int | None = None
+    settings: Settings,
+    *,
+    app_name: str = "scm",
+    shuffle_partitions: int | None = None,
+    driver_memory: str = "2g",
 ) -> SparkSession:
-    """The process's Spark session, created on first call with Delta and Kafka support."""
+    """The process's Spark session, created on first call with Delta and Kafka support.
+
+    ``driver_memory`` is the heap this command needs; ``SCM_SPARK_DRIVER_MEMORY`` overrides it.
+    """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
@@ -56,7 +63,7 @@ def spark_session(
         # Delta rebuilds table state (e.g. to check an idempotent txnAppId/txnVersion write)
         # with this many tasks; the default 50 costs seconds per commit on a small machine.
         .config("spark.databricks.delta.snapshotPartitions", "2" if local else "50")
-        .config("spark.driver.memory", os.environ.get("SCM_SPARK_DRIVER_MEMORY", "2g"))
+        .config("spark.driver.memory", os.environ.get("SCM_SPARK_DRIVER_MEMORY", driver_memory))
     )
     builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
     try:
