@@ -6,9 +6,9 @@ import sys
 import time
 from collections import Counter
 
+from scm.contracts import TOPICS
 from scm.lake import Lake
 from scm.settings import Settings
-from simulator.events import TOPICS
 from simulator.history import History, run_history
 from simulator.options import SimulationOptions
 from simulator.output import write_json_lines

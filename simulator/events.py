@@ -10,31 +10,12 @@ import json
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from scm.contracts import EVENT_TYPES, key_for
+
 Event = dict[str, Any]
 
 SCHEMA_VERSION = 1
 CURRENCY = "USD"
-
-TOPIC_OF_EVENT_TYPE: dict[str, str] = {
-    "order_placed": "scm.orders",
-    "shipment_dispatched": "scm.shipments",
-    "shipment_delivered": "scm.shipments",
-    "inventory_snapshot": "scm.inventory",
-    "inventory_movement": "scm.inventory",
-    "return_received": "scm.returns",
-    "po_created": "scm.procurement",
-    "po_received": "scm.procurement",
-}
-EVENT_TYPES: tuple[str, ...] = tuple(TOPIC_OF_EVENT_TYPE)
-TOPICS: tuple[str, ...] = tuple(dict.fromkeys(TOPIC_OF_EVENT_TYPE.values()))
-
-# The field whose value is the message key, per topic (inventory is keyed by location:sku).
-_KEY_FIELD = {
-    "scm.orders": "order_id",
-    "scm.shipments": "shipment_id",
-    "scm.returns": "return_id",
-    "scm.procurement": "po_id",
-}
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -48,21 +29,14 @@ class Record(NamedTuple):
     value: bytes
 
 
-def key_of(topic: str, event: Event) -> str:
-    """The message key contracts.md assigns to ``event`` on ``topic``."""
-    if topic == "scm.inventory":
-        return f"{event['location_id']}:{event['sku']}"
-    return str(event[_KEY_FIELD[topic]])
-
-
 def encode(event: Event) -> bytes:
     """Compact UTF-8 JSON; dicts keep insertion order, so equal events give equal bytes."""
     return _ENCODER.encode(event).encode("utf-8")
 
 
 def to_record(event: Event) -> Record:
-    topic = TOPIC_OF_EVENT_TYPE[event["event_type"]]
-    return Record(topic, key_of(topic, event), encode(event))
+    """The message a producer sends: topic and key as contracts.md assigns them."""
+    return Record(EVENT_TYPES[event["event_type"]].topic, key_for(event), encode(event))
 
 
 def money(amount: float) -> float:

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from scm.contracts import EVENT_TYPES, key_for
 from scm.lake import Lake
 from scm.settings import Settings
 from tests import kpi_reference
@@ -59,23 +60,10 @@ TOKEN_COLUMN = {
     "supplier_otif_daily": "supplier_id",
 }
 
-_TOPIC = {
-    "order_placed": ("scm.orders", "order_id"),
-    "shipment_dispatched": ("scm.shipments", "shipment_id"),
-    "shipment_delivered": ("scm.shipments", "shipment_id"),
-    "inventory_snapshot": ("scm.inventory", ""),
-    "inventory_movement": ("scm.inventory", ""),
-    "return_received": ("scm.returns", "return_id"),
-    "po_created": ("scm.procurement", "po_id"),
-    "po_received": ("scm.procurement", "po_id"),
-}
-
 
 def message(event: Event) -> Message:
     """The Kafka message a producer sends for ``event`` (topic and key from contracts.md)."""
-    topic, key_field = _TOPIC[event["event_type"]]
-    key = f"{event['location_id']}:{event['sku']}" if not key_field else str(event[key_field])
-    return (topic, key, json.dumps(event).encode())
+    return (EVENT_TYPES[event["event_type"]].topic, key_for(event), json.dumps(event).encode())
 
 
 # --- the scenario ---------------------------------------------------------------------------
