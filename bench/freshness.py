@@ -14,8 +14,9 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.context import SizeContext, stop_ingest
 from bench.ingest import progress_capture
@@ -23,6 +24,9 @@ from bench.memory import wait_for
 from bench.progress import from_spark_json, per_query
 from bench.workload import producer_config
 from scm.lake import Lake
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 MARKER_LOCATION = "BENCH-FRESH"
 POLL_S = 0.1
@@ -92,13 +96,10 @@ def _produce(
     counts.update(markers=sent_markers, background=sent_background)
 
 
-def _watch_bronze(lake: Lake, markers: Markers, stop: threading.Event) -> None:
-    """Read only files added since the last look; note when each marker's row shows up."""
-    import pyarrow.parquet as pq
+def _new_versions(path: str, stop: threading.Event) -> Iterator[DeltaTable]:
+    """The Delta table at ``path`` each time it has a new version, polled until ``stop``."""
     from deltalake import DeltaTable
 
-    path = lake.bronze("inventory")
-    seen: set[str] | None = None
     version = -1
     table: DeltaTable | None = None
     while not stop.is_set():
@@ -112,54 +113,47 @@ def _watch_bronze(lake: Lake, markers: Markers, stop: threading.Event) -> None:
             continue
         if table.version() != version:
             version = table.version()
-            files = set(table.file_uris())
-            new = files - seen if seen is not None else set()
-            seen = files
-            now = time.time()
-            for file in new:
-                try:
-                    rows = pq.read_table(file, columns=["_partition", "_offset"]).to_pylist()
-                except Exception:
-                    continue
-                with markers.lock:
-                    for row in rows:
-                        markers.bronze_rows_seen.setdefault(
-                            (row["_partition"], row["_offset"]), now
-                        )
-                    for coordinates, sku in markers.coordinates.items():
-                        if sku not in markers.in_bronze and coordinates in markers.bronze_rows_seen:
-                            markers.in_bronze[sku] = markers.bronze_rows_seen[coordinates]
+            yield table
         time.sleep(POLL_S)
+
+
+def _watch_bronze(lake: Lake, markers: Markers, stop: threading.Event) -> None:
+    """Read only files added since the last look; note when each marker's row shows up."""
+    import pyarrow.parquet as pq
+
+    seen: set[str] | None = None
+    for table in _new_versions(lake.bronze("inventory"), stop):
+        files = set(table.file_uris())
+        new = files - seen if seen is not None else set()
+        seen = files
+        now = time.time()
+        for file in new:
+            try:
+                rows = pq.read_table(file, columns=["_partition", "_offset"]).to_pylist()
+            except Exception:
+                continue
+            with markers.lock:
+                for row in rows:
+                    markers.bronze_rows_seen.setdefault((row["_partition"], row["_offset"]), now)
+                for coordinates, sku in markers.coordinates.items():
+                    if sku not in markers.in_bronze and coordinates in markers.bronze_rows_seen:
+                        markers.in_bronze[sku] = markers.bronze_rows_seen[coordinates]
 
 
 def _watch_position(lake: Lake, markers: Markers, stop: threading.Event) -> None:
     """Note when each marker's (location, sku) row appears in the inventory position."""
     import pyarrow.compute as pc
-    from deltalake import DeltaTable
 
-    path = lake.silver("inventory_position")
-    version = -1
-    table: DeltaTable | None = None
-    while not stop.is_set():
-        try:
-            if table is None:
-                table = DeltaTable(path)
-            else:
-                table.update_incremental()
-        except Exception:
-            time.sleep(POLL_S)
-            continue
-        if table.version() != version:
-            version = table.version()
-            dataset = table.to_pyarrow_dataset()
-            rows = dataset.to_table(
-                columns=["sku"], filter=pc.field("location_id") == MARKER_LOCATION
-            ).column("sku")
-            now = time.time()
-            with markers.lock:
-                for sku in rows.to_pylist():
-                    markers.in_position.setdefault(sku, now)
-        time.sleep(POLL_S)
+    for table in _new_versions(lake.silver("inventory_position"), stop):
+        rows = (
+            table.to_pyarrow_dataset()
+            .to_table(columns=["sku"], filter=pc.field("location_id") == MARKER_LOCATION)
+            .column("sku")
+        )
+        now = time.time()
+        with markers.lock:
+            for sku in rows.to_pylist():
+                markers.in_position.setdefault(sku, now)
 
 
 def _percentiles(latencies: list[float]) -> dict[str, float | None]:

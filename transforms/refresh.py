@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from scm.errors import ScmError
 from scm.lake import Lake
 from scm.settings import Settings
-from transforms.gold import GOLD_TABLES, ChangeSet, SilverSnapshot, as_of_date
+from transforms.gold import GOLD_TABLES, ChangeSet, Partitions, SilverSnapshot, as_of_date
 from transforms.lake_io import delta_version, last_commit_metadata, table_exists
 from transforms.master_data import MasterLoad, load_master_data
 from transforms.silver import SILVER_TABLES
@@ -179,7 +179,7 @@ class GoldChanges:
 
     as_of: dt.date | None
     products_version: int | None
-    partitions: dict[str, list[dt.date] | None]
+    partitions: dict[str, Partitions]
     nothing_new: bool = False
 
 
@@ -193,14 +193,14 @@ def gold_changes(silver: SilverSnapshot, lake: Lake, since: Baseline | None) -> 
     """
     products_version = delta_version(lake.bronze("products"))
     if since is None:
-        every: dict[str, list[dt.date] | None] = dict.fromkeys(GOLD_TABLES)
+        every: dict[str, Partitions] = dict.fromkeys(GOLD_TABLES)
         return GoldChanges(as_of_date(silver), products_version, every)
     products_changed = products_version != since.products_version
     # Unchanged silver versions (read from the logs, no Spark job) mean no new rows.
     moved = silver_versions(lake) != dict(since.silver_versions)
     newest = as_of_date(silver, only_refresh_after=since.refresh_id) if moved else None
     as_of = max((d for d in (since.as_of, newest) if d is not None), default=None)
-    partitions: dict[str, list[dt.date] | None] = {name: [] for name in GOLD_TABLES}
+    partitions: dict[str, Partitions] = {name: [] for name in GOLD_TABLES}
     if newest is None and not products_changed:
         return GoldChanges(since.as_of, products_version, partitions, nothing_new=True)
     changes = ChangeSet(
