@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from ingest.validation import to_bronze_rows, to_quarantine_rows, with_validation
+from ingest.validation import validate
 from scm.contracts import TOPICS, bronze_spark_ddl, quarantine_spark_ddl
 from scm.lake import Lake
 
@@ -99,75 +98,49 @@ class BronzeSink:
     def commit_microbatch(self, batch: DataFrame, batch_id: int) -> None:
         """Write one micro-batch: valid rows per topic to bronze, rejects to quarantine.
 
-        The raw batch is cached once so Kafka is read once; each topic's validated rows are
-        cached too, so JSON is parsed once for both the bronze and the quarantine write.
+        The raw batch is cached once so Kafka is read once; validation caches each topic's
+        screened rows, so JSON is parsed once for the checks and the bronze write.
         """
         app_id = self.app_id
-        # The validation plan holds hundreds of expressions per topic: compiling it with
-        # whole-stage codegen costs more than it saves on a micro-batch. The batch runs on
-        # the stream's own session clone, so this does not reach other queries.
-        batch.sparkSession.conf.set("spark.sql.codegen.wholeStage", "false")
         raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        cached = [raw]
         try:
-            # Each task of a validation stage generates code for the whole (large) validation
-            # plan, even on an empty Kafka partition: give each topic only as many tasks as
-            # its rows need, and skip topics without records in this batch.
+            # Skip topics without records in this batch, and give each topic only as many
+            # tasks as its rows need: a task costs more to ship than a small topic to check.
             sizes = {row["topic"]: row["count"] for row in raw.groupBy("topic").count().collect()}
             topics = [topic for topic in self.topics if sizes.get(topic)]
             parallelism = batch.sparkSession.sparkContext.defaultParallelism
-            validated: dict[str, DataFrame] = {}
-            for topic in topics:
-                tasks = max(1, min(parallelism, math.ceil(sizes[topic] / ROWS_PER_TASK)))
-                rows = raw.where(F.col("topic") == topic).coalesce(tasks)
-                validated[topic] = with_validation(rows, topic).persist(
-                    StorageLevel.MEMORY_AND_DISK
+            frames = {
+                topic: raw.where(F.col("topic") == topic).coalesce(
+                    max(1, min(parallelism, math.ceil(sizes[topic] / ROWS_PER_TASK)))
                 )
-                cached.append(validated[topic])
-            counts = _count_by_topic(validated) if validated else {}  # fills every cache
-            valid_rows = {topic: counts[topic][0] for topic in topics if counts[topic][0]}
-            quarantined_rows = {topic: counts[topic][1] for topic in topics if counts[topic][1]}
-            for topic in valid_rows:
-                rows = to_bronze_rows(validated[topic], topic)  # keeps rows without error
-                append_once(rows, self.lake.bronze(TOPICS[topic].entity), app_id, batch_id)
-            if quarantined_rows:
-                rejects = [to_quarantine_rows(validated[t], t) for t in quarantined_rows]
-                union = reduce(lambda a, b: a.unionByName(b), rejects)
-                append_once(union, self.lake.quarantine, app_id, batch_id)
+                for topic in topics
+            }
+            with validate(frames) as checked:
+                counts = {
+                    topic: (sizes[topic] - checked.rejected[topic], checked.rejected[topic])
+                    for topic in topics
+                }
+                writes = [
+                    (checked.bronze[topic], self.lake.bronze(TOPICS[topic].entity))
+                    for topic in topics
+                    if counts[topic][0]
+                ]
+                if checked.quarantine is not None:
+                    writes.append((checked.quarantine, self.lake.quarantine))
+                for frame, path in writes:
+                    append_once(frame, path, app_id, batch_id)
         finally:
-            for frame in cached:
-                frame.unpersist()
+            raw.unpersist()
         if self.progress is not None:
             self.progress.add_counts(
                 BRONZE_QUERY,
                 batch_id,
                 {
-                    "valid_rows": sum(valid_rows.values()),
-                    "quarantined_rows": sum(quarantined_rows.values()),
+                    "valid_rows": sum(valid for valid, _ in counts.values()),
+                    "quarantined_rows": sum(rejected for _, rejected in counts.values()),
                     "rows_by_topic": {
                         topic: {"valid": valid, "quarantined": rejected}
                         for topic, (valid, rejected) in counts.items()
                     },
                 },
             )
-
-
-def _count_by_topic(validated: dict[str, DataFrame]) -> dict[str, tuple[int, int]]:
-    """(valid, rejected) rows per topic, computed in a single Spark job."""
-    per_topic = [
-        frame.select(
-            F.lit(topic).alias("topic"),
-            F.col("error").isNull().cast("int").alias("is_valid"),
-        )
-        for topic, frame in validated.items()
-    ]
-    union = reduce(lambda a, b: a.unionByName(b), per_topic)
-    rows: list[Any] = (
-        union.groupBy("topic")
-        .agg(F.sum("is_valid").alias("valid"), F.count(F.lit(1)).alias("total"))
-        .collect()
-    )
-    counts = {topic: (0, 0) for topic in validated}
-    for row in rows:
-        counts[row["topic"]] = (int(row["valid"]), int(row["total"]) - int(row["valid"]))
-    return counts

@@ -61,6 +61,11 @@ def reader_options(settings: Settings, topics: Iterable[str]) -> dict[str, str]:
     """All options of the Kafka stream reader: client settings plus the ingest knobs."""
     ingest = settings.ingest
     options = java_client_options(settings)
+    # Spark reads each offset range to its end; at the end of a partition's log the Java
+    # client's fetch waits out fetch.max.wait.ms (500 ms) for data that is not coming. Per
+    # task, per batch, that was most of the cost of reading Kafka (5.8 s -> 0.9 s for 17
+    # partitions). (A Java-only name: librdkafka calls it fetch.wait.max.ms.)
+    options["kafka.fetch.max.wait.ms"] = "10"
     options.update(
         {
             "subscribe": ",".join(topics),

@@ -1,75 +1,78 @@
-"""Event validation as Spark column expressions, derived from ``scm.contracts``.
+"""Event validation for the bronze sink: a screen in Spark, the reference validator for the rest.
 
-The rules, their order and the wording of every reason come from the field declarations in
-``scm/contracts.py``; this module only translates each field kind into expressions over Spark's
-VARIANT (no Python UDFs, nothing per row in Python). For the same bytes it reports the same
-reason as :func:`scm.contracts.validate_event`, except that unparseable JSON is reported as
-plain ``invalid JSON`` (Spark's parser gives no position).
+Nearly every message is a valid event, so the check is split in two:
 
-Two paths share the declarations: a fast one, built from whole-array functions only, accepts
-the events that are clearly valid; whatever it does not accept goes through the exact checks,
-rule by rule and line by line, which find the first broken rule and word the reason. The fast
-path is a sufficient condition only, so it never accepts what the exact checks reject.
+* **The screen** (:func:`screen`): Spark column expressions derived from the field
+  declarations in ``scm/contracts.py``, built from whole-value and whole-array functions
+  over Spark's VARIANT (no Python UDFs, no per-line lambdas). It is a *sufficient* condition:
+  it accepts only events that are valid, and leaves anything unusual (a malformed message,
+  but also a valid event written in a rare form, like a price in exponent notation) to:
+* **The reference** (:func:`scm.contracts.validate_event`): the contract's own validator,
+  run in Python on the driver for the few rows the screen did not accept. It decides
+  valid or not and words the reason, with the parser's position for broken JSON.
+
+One validator decides every verdict, and the plan Spark ships to each task stays small.
+Malformed messages are the exception in a healthy stream; a stream of nothing but garbage
+is judged at the reference validator's rate (tens of thousands of messages a second).
 
 Usage, inside a micro-batch::
 
-    validated = with_validation(raw.where(raw.topic == "scm.orders"), "scm.orders").persist()
-    to_bronze_rows(validated, "scm.orders")      # -> bronze/orders
-    to_quarantine_rows(validated, "scm.orders")  # -> bronze/quarantine
+    with validate({"scm.orders": raw.where(raw.topic == "scm.orders")}) as checked:
+        checked.bronze["scm.orders"]   # -> bronze/orders (typed per contract)
+        checked.quarantine             # -> bronze/quarantine (None when nothing was rejected)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
-import string
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from scm.contracts import (
     CURRENCY_PATTERN,
     DATE_PATTERN,
-    ENVELOPE,
     EVENT_TYPES,
     INT32_MAX,
     INT32_MIN,
-    MONEY_LIMIT,
     MONEY_PRECISION,
     MONEY_SCALE,
-    SHOWN_CHARACTERS,
     TIMESTAMP_PATTERN,
     TOPICS,
     EventType,
     Field,
-    Reason,
     Topic,
     bronze_fields,
     spark_type,
+    validate_event,
 )
 
 PARSED_COLUMN = "parsed_value"
-ERROR_COLUMN = "error"
+SCREENED_COLUMN = "screened"
 # Every declared member of the event, pulled out of the variant once per row.
 _MEMBERS_COLUMN = "_members"
-# The first broken rule as struct(head, got, tail), or null; the error column words it.
-_REASON_COLUMN = "_reason"
+_SUSPECT_SCHEMA = "topic string, partition int, offset bigint, key binary, value binary"
+_JUDGED_SCHEMA = f"{_SUSPECT_SCHEMA}, error string"
 
 _MONEY = f"decimal({MONEY_PRECISION},{MONEY_SCALE})"
 _JSON_SPACE = "[ \t\n\r]"
 # A JSON string literal (possessive, so long strings cannot overflow Java's regex stack).
 _STRING_LITERAL = r'"(?:[^"\\]++|\\.)*+"'
 _NON_BRACKETS = r"[^\[\]{}]*+"
-# Nesting the trailing-content regex handles; deeper documents take the slower walk.
+# Nesting the screen's one-container regex handles; deeper documents go to the reference.
 _REGEX_DEPTH = 6
-_STRING_KINDS = ("string", "enum", "currency", "date", "timestamp", "event_type")
 # Line-field kinds whose rule whole-array functions can check (no per-line regex or cast).
 _WHOLE_ARRAY_KINDS = ("string", "enum", "int", "money", "boolean")
 # JSON types (as schema_of_variant names them) that a valid value of each kind has.
 _JSON_TYPES: dict[str, str] = {
-    **{kind: "STRING" for kind in _STRING_KINDS},
+    **{kind: "STRING" for kind in ("string", "enum", "currency", "date", "timestamp")},
     "int": "BIGINT",
     "boolean": "BOOLEAN",
     "money": f"(?:BIGINT|DECIMAL\\([0-9]+,[0-{MONEY_SCALE}]\\))",
@@ -79,32 +82,92 @@ _JSON_TYPES: dict[str, str] = {
 # --- public API ---------------------------------------------------------------------------------
 
 
-def with_validation(raw: DataFrame, topic: str) -> DataFrame:
-    """Kafka-source rows plus ``parsed_value`` (variant) and ``error`` (null when valid).
+@dataclass
+class Validated:
+    """One batch split into bronze rows per topic and quarantine rows; holds Spark caches."""
 
-    ``raw`` has the Kafka source's columns (key, value, topic, partition, offset, timestamp).
-    Both outputs below read the frame; persist it when it feeds both.
+    bronze: dict[str, DataFrame]
+    quarantine: DataFrame | None
+    rejected: Counter[str] = dataclasses.field(default_factory=Counter)
+    _cached: list[DataFrame] = dataclasses.field(default_factory=list)
+
+    def unpersist(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+
+    def __enter__(self) -> Validated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unpersist()
+
+
+def validate(frames: Mapping[str, DataFrame]) -> Validated:
+    """Validate each topic's Kafka-source rows (key, value, topic, partition, offset, timestamp).
+
+    The screened frames are persisted, and one Spark job collects the rows of every topic that
+    the screen did not accept, which also fills those caches for the bronze writes.
+    """
+    if not frames:
+        return Validated(bronze={}, quarantine=None)
+    spark = next(iter(frames.values())).sparkSession
+    screened = {
+        topic: screen(rows, topic).persist(StorageLevel.MEMORY_AND_DISK)
+        for topic, rows in frames.items()
+    }
+    try:
+        rejected, accepted = _judge(_collect_suspects(screened))
+    except BaseException:
+        for frame in screened.values():
+            frame.unpersist()
+        raise
+    quarantine = None
+    if rejected:
+        quarantine = to_quarantine_rows(spark.createDataFrame(rejected, _JUDGED_SCHEMA))
+    return Validated(
+        bronze={
+            topic: to_bronze_rows(frame, topic, accepted.get(topic, ()))
+            for topic, frame in screened.items()
+        },
+        quarantine=quarantine,
+        rejected=Counter(row[0] for row in rejected),
+        _cached=list(screened.values()),
+    )
+
+
+def screen(raw: DataFrame, topic: str) -> DataFrame:
+    """Kafka-source rows plus ``parsed_value`` (variant) and ``screened`` (true: valid for sure).
+
+    A false ``screened`` means "not proven valid": :func:`validate` asks the reference.
     """
     expressions = _expressions(raw.sparkSession, topic)
-    # Values several rules read get projections of their own: Spark does not collapse a costly
-    # expression into a projection that reads it more than once, whereas inside one projection
-    # it evaluates it again for every use in AND/CASE branches.
+    # Values several checks read get projections of their own: Spark does not collapse a
+    # costly expression into a projection that reads it more than once.
     parsed = raw.withColumn(PARSED_COLUMN, F.try_parse_json(F.col("value").cast("string")))
     members = parsed.withColumn(_MEMBERS_COLUMN, expressions.members)
     prepared = members.select("*", *expressions.line_helpers)
-    reasons = prepared.withColumn(_REASON_COLUMN, expressions.reason)
-    helpers = [name for name in reasons.columns if name.startswith("_")]
-    return reasons.withColumn(ERROR_COLUMN, _text(F.col(_REASON_COLUMN))).drop(*helpers)
+    checked = prepared.withColumn(SCREENED_COLUMN, F.coalesce(expressions.screened, F.lit(False)))
+    return checked.drop(*(name for name in checked.columns if name.startswith("_")))
 
 
-def to_bronze_rows(validated: DataFrame, topic: str) -> DataFrame:
+def to_bronze_rows(
+    screened: DataFrame, topic: str, accepted: Sequence[tuple[int, int]] = ()
+) -> DataFrame:
     """The valid events as bronze rows: exactly the columns of ``bronze_spark_ddl(topic)``.
 
-    A field counts only for the event types that declare it: an extra field that happens to
-    share a name with another event type's field is ignored like any other extra field.
+    Valid are the screened rows plus the ``accepted`` (partition, offset) pairs the reference
+    validator found valid. A field counts only for the event types that declare it: an extra
+    field sharing a name with another event type's field is ignored like any other extra field.
     """
-    expressions = _expressions(validated.sparkSession, topic)
-    return validated.where(F.col(ERROR_COLUMN).isNull()).select(
+    expressions = _expressions(screened.sparkSession, topic)
+    rows = screened.where(F.col(SCREENED_COLUMN))
+    if accepted:
+        keys = screened.sparkSession.createDataFrame(list(accepted), "partition int, offset bigint")
+        unscreened = screened.where(~F.col(SCREENED_COLUMN))
+        rows = rows.unionByName(
+            unscreened.join(F.broadcast(keys), ["partition", "offset"], "left_semi")
+        )
+    return rows.select(
         *expressions.bronze,
         F.col("topic").alias("_topic"),
         F.col("partition").cast("int").alias("_partition"),
@@ -114,23 +177,51 @@ def to_bronze_rows(validated: DataFrame, topic: str) -> DataFrame:
     )
 
 
-def to_quarantine_rows(validated: DataFrame, topic: str | None = None) -> DataFrame:
-    """The rejected messages as ``bronze/quarantine`` rows (``QUARANTINE_COLUMNS``).
+def to_quarantine_rows(judged: DataFrame) -> DataFrame:
+    """Rejected messages (topic, partition, offset, key, value, error) as quarantine rows.
 
     ``raw_value`` is the value as text with invalid UTF-8 replaced (U+FFFD); ``raw_bytes``
-    keeps the exact bytes. ``topic`` fills the topic when the frame lacks one.
+    keeps the exact bytes.
     """
-    topic_name = F.col("topic") if topic is None else F.coalesce(F.col("topic"), F.lit(topic))
-    return validated.where(F.col(ERROR_COLUMN).isNotNull()).select(
-        topic_name.alias("topic"),
+    return judged.select(
+        F.col("topic"),
         F.col("partition").cast("int").alias("partition"),
         F.col("offset").cast("bigint").alias("offset"),
         F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
         F.make_valid_utf8(F.col("value").cast("string")).alias("raw_value"),
-        F.col(ERROR_COLUMN).alias("error"),
+        F.col("error"),
         F.current_timestamp().alias("quarantined_at"),
         F.col("value").alias("raw_bytes"),
     )
+
+
+# --- the reference validator, for what the screen left ------------------------------------------
+
+
+def _collect_suspects(screened: Mapping[str, DataFrame]) -> list[Any]:
+    """The rows of every topic the screen did not accept, in one Spark job."""
+    frames = [
+        frame.where(~F.col(SCREENED_COLUMN)).select(
+            F.lit(topic).alias("topic"), "partition", "offset", "key", "value"
+        )
+        for topic, frame in screened.items()
+    ]
+    return functools.reduce(DataFrame.unionByName, frames).collect()
+
+
+def _judge(
+    suspects: Sequence[Any],
+) -> tuple[list[tuple[Any, ...]], dict[str, list[tuple[int, int]]]]:
+    """(rejected rows with their reason, accepted (partition, offset) pairs per topic)."""
+    rejected: list[tuple[Any, ...]] = []
+    accepted: dict[str, list[tuple[int, int]]] = {}
+    for topic, partition, offset, key, value in suspects:
+        error = validate_event(topic, None if value is None else bytes(value))
+        if error is None:
+            accepted.setdefault(topic, []).append((partition, offset))
+        else:
+            rejected.append((topic, partition, offset, key, value, error))
+    return rejected, accepted
 
 
 # --- the expressions of a topic, built once per Spark application --------------------------------
@@ -140,7 +231,7 @@ def to_quarantine_rows(validated: DataFrame, topic: str | None = None) -> DataFr
 class _TopicExpressions:
     members: Column
     line_helpers: list[Column]
-    reason: Column
+    screened: Column
     bronze: list[Column]
 
 
@@ -148,8 +239,8 @@ _BUILT: dict[tuple[str, str], _TopicExpressions] = {}
 
 
 def _expressions(spark: SparkSession, topic: str) -> _TopicExpressions:
-    """A topic's expressions; building them costs seconds of py4j calls, so every micro-batch
-    reuses them (they name columns only, so they fit any frame of the application)."""
+    """A topic's expressions; building them costs py4j calls, so every micro-batch reuses
+    them (they name columns only, so they fit any frame of the application)."""
     key = (spark.sparkContext.applicationId, topic)
     if key not in _BUILT:
         known = _topic(topic)
@@ -159,7 +250,7 @@ def _expressions(spark: SparkSession, topic: str) -> _TopicExpressions:
                 F.col(PARSED_COLUMN), "$", _members_type(bronze_fields(topic))
             ),
             line_helpers=_line_helpers(known, members),
-            reason=_event_reason(F.col("value"), F.col("value").cast("string"), members, known),
+            screened=_screened(F.col("value").cast("string"), members, known),
             bronze=_bronze_columns(known),
         )
     return _BUILT[key]
@@ -221,223 +312,19 @@ def _string_rule(field: Field, text: Column) -> Column:
     raise ValueError(f"field {field.name!r}: {kind!r} is not a string kind")
 
 
-# --- reasons: the exact checks ------------------------------------------------------------------
-#
-# A reason is struct(head, got, tail): the offending value (a variant) is rendered once, for the
-# first broken rule, instead of once per rule in the expression.
+# --- the fast path: a sufficient condition for validity, without per-line lambdas ---------------
 
 
-def _reason(template: str, got: Column | None = None, **parts: Column | str | int) -> Column:
-    """A :class:`Reason` template as struct(head, got, tail), ``got`` being the variant."""
-    head: list[Column] = []
-    tail: list[Column] = []
-    pieces = head
-    for literal, name, _, _ in string.Formatter().parse(template):
-        if literal:
-            pieces.append(F.lit(literal))
-        if name == "got":
-            pieces = tail
-        elif name is not None:
-            part = parts[name]
-            pieces.append(part if isinstance(part, Column) else F.lit(str(part)))
-    return F.struct(
-        (F.concat(*head) if head else F.lit("")).alias("head"),
-        (got if got is not None else F.lit(None).cast("variant")).alias("got"),
-        (F.concat(*tail) if tail else F.lit("")).alias("tail"),
-    )
-
-
-def _text(reason: Column) -> Column:
-    """A reason struct as its message."""
-    return F.when(
-        reason.isNotNull(),
-        F.concat(reason["head"], F.coalesce(_render(reason["got"]), F.lit("")), reason["tail"]),
-    )
-
-
-def _render(value: Column) -> Column:
-    """A variant as reasons show it after "got" (mirrors :func:`scm.contracts.render`)."""
-    json_type = F.schema_of_variant(value)
-    text = F.try_variant_get(value, "$", "string")
-    shown = F.when(
-        F.char_length(text) > SHOWN_CHARACTERS,
-        F.concat(F.substring(text, 1, SHOWN_CHARACTERS), F.lit("...")),
-    ).otherwise(text)
-    items = F.try_variant_get(value, "$", "array<variant>")
-    # The variant drops a decimal's trailing zeros (3.0 -> 3); '.0' shows it was no integer.
-    integral_decimal = json_type.rlike(r"^DECIMAL\([0-9]+,0\)$") & (
-        F.try_variant_get(value, "$", "bigint").isNotNull()
-    )
-    return (
-        F.when(json_type == "VOID", F.lit("null"))
-        .when(json_type == "STRING", F.concat(F.lit("'"), shown, F.lit("'")))
-        .when(json_type.startswith("OBJECT"), F.lit("an object"))
-        .when(json_type.startswith("ARRAY"), F.when(F.size(items) == 0, "[]").otherwise("an array"))
-        .when(integral_decimal, F.concat(text, F.lit(".0")))
-        .otherwise(text)
-    )
-
-
-def _event_reason(value: Column, text: Column, members: Column, topic: Topic) -> Column:
-    """The first broken rule of a message as a reason struct; null for a valid event."""
+def _screened(text: Column, members: Column, topic: Topic) -> Column:
+    """True only for valid events of ``topic`` (null or false: not proven valid)."""
     event_type = F.try_variant_get(members["event_type"], "$", "string")
-    clearly_valid = F.lit(False)
-    by_type = F.lit(None)
+    by_type = F.lit(False)
     for name in reversed(topic.event_types):
-        fields = EVENT_TYPES[name].fields
-        type_error = F.coalesce(*(_field_error(f, members[f.name], "", topic) for f in fields))
-        by_type = F.when(event_type == name, type_error).otherwise(by_type)
         fast = _clearly_valid(EVENT_TYPES[name], members)
         if fast is not None:
-            clearly_valid = F.when(event_type == name, fast).otherwise(clearly_valid)
-    envelope = (_field_error(f, members[f.name], "", topic) for f in ENVELOPE)
-    return (
-        F.when(value.isNull(), _reason(Reason.NULL_VALUE))
-        .when(~F.is_valid_utf8(text), _reason(Reason.NOT_UTF8))
-        .when(F.col(PARSED_COLUMN).isNull(), _reason(Reason.INVALID_JSON))
-        .when(_has_trailing_content(text), _reason(Reason.INVALID_JSON))
-        .when(~text.rlike(f"^{_JSON_SPACE}*\\{{"), _reason(Reason.NOT_OBJECT))
-        .when(clearly_valid, F.lit(None))
-        .otherwise(F.coalesce(*envelope, by_type))
-    )
-
-
-def _field_error(field: Field, value: Column, where: Column | str, topic: Topic) -> Column:
-    """Why a field's value breaks its rule (a reason struct), or null; Python's check order."""
-    present = value.isNotNull() & ~F.is_variant_null(value)
-    if field.required:
-        missing = _reason(Reason.MISSING, name=field.name, where=where)
-    else:
-        missing = F.lit(None)
-    return F.when(~present, missing).otherwise(_value_error(field, value, where, topic))
-
-
-def _value_error(field: Field, value: Column, where: Column | str, topic: Topic) -> Column:
-    json_type = F.schema_of_variant(value)
-    kind = field.kind
-
-    def invalid(expected: str) -> Column:
-        return _reason(Reason.INVALID, got=value, name=field.name, where=where, expected=expected)
-
-    if kind == "event_type":
-        return _event_type_error(value, json_type, topic)
-    if kind == "lines":
-        return _lines_error(field, value, json_type, topic)
-    if kind == "int":
-        number = F.try_variant_get(value, "$", "bigint")
-        return (
-            F.when((json_type != "BIGINT") | ~_int_rule(field, number), invalid(field.expectation))
-            .when(number > INT32_MAX, invalid(f"at most {INT32_MAX}"))
-            .when(number < INT32_MIN, invalid(f"at least {INT32_MIN}"))
-        )
-    if kind == "money":
-        return _money_error(field, value, json_type, where, invalid)
-    if kind == "boolean":
-        return F.when(json_type != "BOOLEAN", invalid(field.expectation))
-    text = F.try_variant_get(value, "$", "string")
-    return F.when((json_type != "STRING") | ~_string_rule(field, text), invalid(field.expectation))
-
-
-def _money_error(
-    field: Field,
-    value: Column,
-    json_type: Column,
-    where: Column | str,
-    invalid: Callable[[str], Column],
-) -> Column:
-    is_decimal = json_type.startswith("DECIMAL")
-    is_number = json_type.isin("BIGINT", "DOUBLE") | is_decimal
-    as_double = F.try_variant_get(value, "$", "double")
-    scale = F.regexp_extract(json_type, r"^DECIMAL\([0-9]+,([0-9]+)\)$", 1).try_cast("int")
-    # A double (exponent notation) has few enough decimals when rounding to them changes nothing;
-    # doubles too large for decimal(38,4) fail the range check instead.
-    rounded = F.try_variant_get(value, "$", f"decimal(38,{MONEY_SCALE})")
-    too_many_decimals = (is_decimal & (scale > MONEY_SCALE)) | (
-        (json_type == "DOUBLE") & rounded.isNotNull() & (rounded.cast("double") != as_double)
-    )
-    return (
-        F.when(~is_number | (as_double < 0), invalid(field.expectation))
-        .when(
-            too_many_decimals,
-            _reason(
-                Reason.TOO_MANY_DECIMALS, got=value, name=field.name, where=where, scale=MONEY_SCALE
-            ),
-        )
-        .when(F.try_variant_get(value, "$", _MONEY).isNull(), invalid(f"less than {MONEY_LIMIT}"))
-    )
-
-
-def _event_type_error(value: Column, json_type: Column, topic: Topic) -> Column:
-    text = F.try_variant_get(value, "$", "string")
-    is_string = json_type == "STRING"
-    elsewhere = {name: e.topic for name, e in EVENT_TYPES.items() if e.topic != topic.name}
-    owners = F.create_map(*(F.lit(part) for pair in elsewhere.items() for part in pair))
-    owner = F.try_element_at(owners, text)
-    return (
-        F.when(is_string & text.isin(*topic.event_types), F.lit(None))
-        .when(
-            is_string & owner.isNotNull(),
-            _reason(Reason.OTHER_TOPIC, event_type=text, owner=owner, topic=topic.name),
-        )
-        .otherwise(
-            _reason(
-                Reason.UNKNOWN_EVENT_TYPE,
-                got=value,
-                topic=topic.name,
-                expected=", ".join(topic.event_types),
-            )
-        )
-    )
-
-
-def _lines_error(field: Field, value: Column, json_type: Column, topic: Topic) -> Column:
-    items = F.try_variant_get(value, "$", "array<variant>")
-    # Objects become structs of member variants; any other element becomes a null struct.
-    lines = F.try_variant_get(value, "$", f"array<{_members_type(field.line_fields)}>")
-
-    def line_error(line: Column, index: Column) -> Column:
-        where = F.concat(F.lit(f" in {field.name}["), index.cast("string"), F.lit("]"))
-        not_object = _reason(
-            Reason.NOT_AN_OBJECT,
-            got=F.get(items, index),
-            parent=field.name,
-            index=index.cast("string"),
-        )
-        member_errors = (_field_error(f, line[f.name], where, topic) for f in field.line_fields)
-        return F.when(line.isNull(), not_object).otherwise(F.coalesce(*member_errors))
-
-    first_line_error = F.get(F.filter(F.transform(lines, line_error), lambda e: e.isNotNull()), 0)
-    checks = [first_line_error]
-    for line_field in field.line_fields:
-        if line_field.unique:
-            checks.append(_duplicate_error(field, line_field, lines))
-    not_array = _reason(
-        Reason.INVALID, got=value, name=field.name, where="", expected=field.expectation
-    )
-    return F.when(~json_type.startswith("ARRAY") | (F.size(items) == 0), not_array).otherwise(
-        F.coalesce(*checks)
-    )
-
-
-def _duplicate_error(field: Field, line_field: Field, lines: Column) -> Column:
-    # Unique fields are integers: their text parses back to the same JSON value.
-    values = F.transform(
-        lines, lambda line: F.try_variant_get(line[line_field.name], "$", "string")
-    )
-    # array_position is 1-based: a value seen at a lower index is a repeat.
-    repeated = F.get(F.filter(values, lambda item, i: F.array_position(values, item) <= i), 0)
-    return F.when(
-        F.size(F.array_distinct(values)) < F.size(values),
-        _reason(
-            Reason.DUPLICATE,
-            got=F.try_parse_json(repeated),
-            name=line_field.name,
-            parent=field.name,
-        ),
-    )
-
-
-# --- the fast path: a sufficient condition for validity, without per-line lambdas ---------------
+            by_type = F.when(event_type == name, fast).otherwise(by_type)
+    parsed = F.col(PARSED_COLUMN).isNotNull()
+    return F.is_valid_utf8(text) & parsed & _one_json_container(text) & by_type
 
 
 def _line_helpers(topic: Topic, members: Column) -> list[Column]:
@@ -566,32 +453,16 @@ def _balanced(depth: int) -> str:
     return pattern
 
 
-def _has_trailing_content(text: Column) -> Column:
-    """Whether anything follows the first JSON value (Spark's parser silently ignores it).
+def _one_json_container(text: Column) -> Column:
+    """Whether the text is one bracket-balanced container and nothing else (Spark's parser
+    silently ignores what follows the first JSON value).
 
-    Run on text that parsed, with string literals blanked out: a container is the whole text
-    when its first bracket closes last. A regex decides that for usual nesting; deeper
-    documents walk their brackets.
+    String literals are blanked out first; the regex handles nesting up to ``_REGEX_DEPTH``.
+    Deeper documents are not accepted here: the reference validator decides them.
     """
     space = _JSON_SPACE
     skeleton = F.regexp_replace(text, _STRING_LITERAL, "_")
-    one_container = skeleton.rlike(f"^{space}*[\\[{{]{_balanced(_REGEX_DEPTH)}[\\]}}]{space}*\\z")
-    brackets = F.split(F.regexp_replace(skeleton, r"[^\[\]{}]", ""), "")
-
-    def step(state: Column, bracket: Column) -> Column:
-        depth = state["depth"] + F.when(bracket.isin("{", "["), 1).otherwise(-1)
-        closings = state["closings"] + F.when(depth == 0, 1).otherwise(0)
-        return F.struct(depth.alias("depth"), closings.alias("closings"))
-
-    start = F.struct(F.lit(0).alias("depth"), F.lit(0).alias("closings"))
-    walk = F.aggregate(brackets, start, step)
-    walked_one_container = (
-        skeleton.rlike(f"[\\]}}]{space}*\\z") & (walk["depth"] == 0) & (walk["closings"] == 1)
-    )
-    # A scalar is one token: a string (now '_') or a number or literal without spaces.
-    one_scalar = skeleton.rlike(f"^{space}*(?:_|[-+.0-9A-Za-z]+){space}*\\z")
-    is_container = skeleton.rlike(f"^{space}*[\\[{{]")
-    return ~F.when(is_container, one_container | walked_one_container).otherwise(one_scalar)
+    return skeleton.rlike(f"^{space}*\\{{{_balanced(_REGEX_DEPTH)}\\}}{space}*\\z")
 
 
 # --- bronze typing ------------------------------------------------------------------------------

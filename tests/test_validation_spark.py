@@ -1,6 +1,7 @@
-"""The Spark validator (ingest/validation.py) against the reference validator (scm.contracts):
-same verdict and same reason for the same bytes, bronze rows typed per contract, quarantine rows
-keeping what was received. One small Spark job per test."""
+"""The bronze validation (ingest/validation.py) against the reference validator (scm.contracts):
+the same verdict and reason for the same bytes, the Spark screen accepting only valid events
+(and the usual ones by itself), bronze rows typed per contract, quarantine rows keeping what
+was received. A few small Spark jobs per test."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from ingest.validation import to_bronze_rows, to_quarantine_rows, with_validation
+from ingest.validation import SCREENED_COLUMN, Validated, screen, validate
 from scm.contracts import (
     EVENT_TYPES,
     QUARANTINE_COLUMNS,
@@ -97,39 +98,69 @@ def _struct(ddl: str) -> StructType:
     return schema
 
 
-def _validated(raw: DataFrame) -> DataFrame:
-    """Every topic's messages through that topic's validation, in one frame."""
-    frames = [with_validation(raw.where(raw.topic == topic), topic) for topic in TOPICS]
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.unionByName(frame)
-    return union
+def _by_topic(raw: DataFrame) -> dict[str, DataFrame]:
+    return {topic: raw.where(raw.topic == topic) for topic in TOPICS}
 
 
-def test_spark_gives_the_reference_verdict_and_reason(spark: SparkSession) -> None:
+def _errors(checked: Validated) -> dict[int, str | None]:
+    """Offset -> None for a bronze row, the reason for a quarantine row."""
+    errors: dict[int, str | None] = {}
+    for frame in checked.bronze.values():
+        errors.update((row["_offset"], None) for row in frame.select("_offset").collect())
+    if checked.quarantine is not None:
+        for row in checked.quarantine.select("offset", "error").collect():
+            assert row["offset"] not in errors, f"offset {row['offset']} in bronze and quarantine"
+            errors[row["offset"]] = row["error"]
+    return errors
+
+
+def test_verdicts_and_reasons_are_the_reference_ones(spark: SparkSession) -> None:
     valid = [(topic, encode(event)) for topic, event in _collect(valid_events(), 120)]
     broken = [(b.topic, b.value) for b in _collect(broken_events(), 240)]
     handwritten = [("scm.orders", value) for value, _ in REASONS]
     examples = [(EVENT_TYPES[name].topic, encode(e)) for name, e in EXAMPLES.items()]
     messages = valid + broken + handwritten + examples + EDGE_CASES
-    raw = _raw(spark, messages)
 
-    errors = {row.offset: row.error for row in _validated(raw).select("offset", "error").collect()}
+    with validate(_by_topic(_raw(spark, messages))) as checked:
+        errors = _errors(checked)
 
     assert len(errors) == len(messages)
     mismatches = []
     for offset, (topic, value) in enumerate(messages):
         expected = validate_event(topic, value)
-        if expected is not None and expected.startswith("invalid JSON"):
-            expected = "invalid JSON"  # Spark's parser reports no position or detail
         if errors[offset] != expected:
-            mismatches.append(
-                f"{topic} {value!r}\n  python: {expected}\n  spark:  {errors[offset]}"
-            )
+            mismatches.append(f"{topic} {value!r}\n  expected: {expected}\n  got: {errors[offset]}")
     assert not mismatches, f"{len(mismatches)} of {len(messages)} differ:\n" + "\n".join(
         mismatches[:10]
     )
     assert sum(error is None for error in errors.values()) >= len(valid)
+
+
+def test_the_screen_accepts_only_valid_events_and_every_usual_one(spark: SparkSession) -> None:
+    """The screen is what keeps validation in the JVM: it must never accept an invalid event,
+    and must accept valid events as producers write them, without asking the reference."""
+    valid = [(topic, encode(event)) for topic, event in _collect(valid_events(), 120)]
+    broken = [(b.topic, b.value) for b in _collect(broken_events(), 240)]
+    examples = [(EVENT_TYPES[name].topic, encode(e)) for name, e in EXAMPLES.items()]
+    messages = valid + broken + examples + EDGE_CASES
+    raw = _raw(spark, messages)
+
+    screened = {
+        row["offset"]: row[SCREENED_COLUMN]
+        for topic, frame in _by_topic(raw).items()
+        for row in screen(frame, topic).select("offset", SCREENED_COLUMN).collect()
+    }
+
+    wrongly_accepted = [
+        messages[offset]
+        for offset, accepted in screened.items()
+        if accepted and validate_event(*messages[offset]) is not None
+    ]
+    assert not wrongly_accepted, wrongly_accepted[:5]
+    first_example = len(valid) + len(broken)
+    assert all(screened[first_example + i] for i in range(len(examples))), "an example was left"
+    accepted_valid = sum(screened[offset] for offset in range(len(valid)))
+    assert accepted_valid >= 0.9 * len(valid), f"the screen accepted {accepted_valid}/{len(valid)}"
 
 
 def _expected_bronze(event: dict[str, Any], topic: str) -> dict[str, Any]:
@@ -173,10 +204,9 @@ def test_bronze_rows_are_typed_per_contract(spark: SparkSession) -> None:
     bad = {**EXAMPLES["order_placed"], "order_id": None}
     messages = [(topic, encode(event)) for topic, event in events] + [("scm.orders", encode(bad))]
     raw = _raw(spark, messages)
-    validated = {t: with_validation(raw.where(raw.topic == t), t).cache() for t in TOPICS}
 
-    try:
-        by_topic = {topic: to_bronze_rows(validated[topic], topic) for topic in TOPICS}
+    with validate(_by_topic(raw)) as checked:
+        by_topic = checked.bronze
         for topic, frame in by_topic.items():
             expected = _struct(bronze_spark_ddl(topic))
             assert [(f.name, f.dataType) for f in frame.schema] == [
@@ -187,9 +217,6 @@ def test_bronze_rows_are_typed_per_contract(spark: SparkSession) -> None:
             for frame in by_topic.values()
             for row in frame.collect()
         }
-    finally:
-        for frame in validated.values():
-            frame.unpersist()
 
     assert len(rows) == len(events)  # the invalid order is not in bronze
     for offset, (topic, event) in enumerate(events):
@@ -210,7 +237,9 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
         ("scm.inventory", b'{"event_id":'),
         ("scm.inventory", None),
     ]
-    rows = to_quarantine_rows(with_validation(_raw(spark, messages), "scm.inventory")).collect()
+    with validate({"scm.inventory": _raw(spark, messages)}) as checked:
+        assert checked.quarantine is not None
+        rows = checked.quarantine.collect()
 
     quarantined = {row.offset: row for row in rows}
     assert sorted(quarantined) == [1, 2, 3]
@@ -223,13 +252,18 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
     assert bytes(utf8_row.raw_bytes) == not_utf8
     assert utf8_row.raw_value == not_utf8.decode("utf-8", errors="replace")
     assert utf8_row.quarantined_at is not None
-    assert quarantined[2].error == "invalid JSON"
+    assert quarantined[2].error == "invalid JSON: Expecting value at char 12"
     assert quarantined[2].raw_value == '{"event_id":'
     assert quarantined[3].error == "no value (null message)"
     assert quarantined[3].raw_value is None
 
 
 def test_quarantine_frame_matches_its_ddl(spark: SparkSession) -> None:
-    frame = to_quarantine_rows(with_validation(_raw(spark, []), "scm.returns"))
-    expected = _struct(quarantine_spark_ddl())
-    assert [(f.name, f.dataType) for f in frame.schema] == [(f.name, f.dataType) for f in expected]
+    with validate({"scm.returns": _raw(spark, [("scm.returns", b"{}")])}) as checked:
+        assert checked.quarantine is not None
+        frame = checked.quarantine
+        expected = _struct(quarantine_spark_ddl())
+        assert [(f.name, f.dataType) for f in frame.schema] == [
+            (f.name, f.dataType) for f in expected
+        ]
+        assert checked.rejected == {"scm.returns": 1}
