@@ -1,10 +1,15 @@
 """The bronze sink: one micro-batch of all ``scm.*`` topics → bronze tables + quarantine.
 
 Exactly-once: Spark replays a micro-batch whose offsets were planned but whose commit was
-not recorded in the checkpoint. Every Delta write here carries ``txnAppId`` (stable per
-query: the query id, which lives in the checkpoint) and ``txnVersion`` (the batch id);
-Delta records the pair in the table's log in the same atomic commit as the data and skips
-a write whose version it has already seen, so a replay neither duplicates nor loses rows.
+not recorded in the checkpoint, and only such a batch: a batch id no newer than the newest
+planned one when the run started (read from the checkpoint), or than one the same run
+attempted already. Every append is marked with ``userMetadata`` =
+``<app id>:<batch id>`` (the app id is stable per query: the query id, which lives in the
+checkpoint), atomically with its data. A batch that may be a replay first reads the
+latest marker of each table and skips the tables that already have it; it also writes with
+Delta's ``txnAppId``/``txnVersion``, which covers tables written before the markers. The
+check costs a few log reads, and only on those batches: Delta's own check, on every
+append, costed three state-reconstruction jobs per table per batch.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 BRONZE_QUERY = "scm_ingest_bronze"
 # Rows one validation task handles before a topic gets another task (up to the cores).
 ROWS_PER_TASK = 50_000
+# Commits read back for a replay check before falling back to the whole history.
+_RECENT_COMMITS = 20
 
 
 def create_delta_table(
@@ -59,28 +66,78 @@ def create_bronze_tables(spark: SparkSession, lake: Lake, topics: Iterable[str])
     create_delta_table(spark, lake.quarantine, quarantine_spark_ddl(), auto_compact=True)
 
 
-def append_once(frame: DataFrame, path: str, app_id: str, batch_id: int) -> None:
+def append_once(
+    frame: DataFrame, path: str, app_id: str, batch_id: int, *, may_be_replay: bool
+) -> None:
     """Append ``frame`` unless this (app id, batch id) was already committed to ``path``."""
-    (
-        frame.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", batch_id)
-        .save(path)
+    writer = (
+        frame.write.format("delta").mode("append").option("userMetadata", f"{app_id}:{batch_id}")
     )
+    if may_be_replay:
+        if last_batch_written(frame.sparkSession, path, app_id) >= batch_id:
+            return
+        writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
+    writer.save(path)
+
+
+def last_batch_written(spark: SparkSession, path: str, app_id: str) -> int:
+    """The highest batch id ``app_id`` appended to ``path`` (-1 for none), from the markers.
+
+    Batches are appended in order, so the newest marker is the highest. Only the latest
+    commits are read, unless none of them is a marker of this app (maintenance commits
+    in between); then the whole history is.
+    """
+    from delta.tables import DeltaTable
+
+    prefix = f"{app_id}:"
+    table = DeltaTable.forPath(spark, path)
+    for recent in (_RECENT_COMMITS, None):
+        history = table.history(recent) if recent else table.history()
+        commits = history.select("userMetadata").collect()
+        ours = [row[0] for row in commits if row[0] and row[0].startswith(prefix)]
+        if ours:
+            return max(int(marker.rsplit(":", 1)[1]) for marker in ours)
+        if recent is not None and len(commits) < recent:
+            break  # that was the whole history
+    return -1
+
+
+def last_planned_batch(spark: SparkSession, checkpoint: str) -> int:
+    """The newest batch id in a streaming checkpoint's offset log (-1 when there is none).
+
+    Spark plans a batch (writes ``offsets/<id>``) before running it and records
+    ``commits/<id>`` after; a restarted query replays a planned batch without a commit.
+    Read through Hadoop's file system API, so any lake URI works.
+    """
+    jvm: Any = spark._jvm
+    offsets = jvm.org.apache.hadoop.fs.Path(f"{checkpoint.rstrip('/')}/offsets")
+    fs = offsets.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if not fs.exists(offsets):
+        return -1
+    names = [str(status.getPath().getName()) for status in fs.listStatus(offsets)]
+    return max((int(name) for name in names if name.isdigit()), default=-1)
 
 
 class BronzeSink:
     """``foreachBatch`` target of the bronze query: splits by topic, validates, appends."""
 
     def __init__(
-        self, lake: Lake, topics: Iterable[str], progress: ProgressLog | None = None
+        self,
+        lake: Lake,
+        topics: Iterable[str],
+        progress: ProgressLog | None = None,
+        *,
+        last_planned_batch: int | None = None,
     ) -> None:
+        """``last_planned_batch``: the newest batch id in the checkpoint's offset log before
+        the query started (-1: none); None when unknown, which makes the first batch a
+        possible replay."""
         self.lake = lake
         self.topics = tuple(topics)
         self.progress = progress
         self._app_id: str | None = None
         self._app_id_ready = threading.Event()
+        self._last_attempted = last_planned_batch  # a batch id up to this may be a replay
 
     def bind(self, query_id: str) -> None:
         """Set the writer app id once the query (and so its checkpointed id) is known."""
@@ -102,6 +159,9 @@ class BronzeSink:
         screened rows, so JSON is parsed once for the checks and the bronze write.
         """
         app_id = self.app_id
+        last = self._last_attempted
+        may_be_replay = last is None or batch_id <= last
+        self._last_attempted = batch_id if last is None else max(batch_id, last)
         raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             # Skip topics without records in this batch, and give each topic only as many
@@ -128,7 +188,7 @@ class BronzeSink:
                 if checked.quarantine is not None:
                     writes.append((checked.quarantine, self.lake.quarantine))
                 for frame, path in writes:
-                    append_once(frame, path, app_id, batch_id)
+                    append_once(frame, path, app_id, batch_id, may_be_replay=may_be_replay)
         finally:
             raw.unpersist()
         if self.progress is not None:

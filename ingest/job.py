@@ -26,7 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.bronze_sink import BRONZE_QUERY, BronzeSink, create_bronze_tables
+from ingest.bronze_sink import (
+    BRONZE_QUERY,
+    BronzeSink,
+    create_bronze_tables,
+    last_planned_batch,
+)
 from ingest.inventory_position import (
     POSITION_QUERY,
     InventoryPositionSink,
@@ -203,11 +208,13 @@ def start_ingest(
         raise
 
     def start_bronze() -> StreamingQuery:
-        sink = BronzeSink(lake, topics, progress)
+        checkpoint = lake.checkpoint(BRONZE_QUERY)
+        planned = last_planned_batch(spark, checkpoint)
+        sink = BronzeSink(lake, topics, progress, last_planned_batch=planned)
         writer = (
             read_topics(spark, settings, topics)
             .writeStream.queryName(BRONZE_QUERY)
-            .option("checkpointLocation", lake.checkpoint(BRONZE_QUERY))
+            .option("checkpointLocation", checkpoint)
             .foreachBatch(sink.commit_microbatch)
         )
         query = _with_trigger(writer, settings, once).start()
