@@ -1,10 +1,10 @@
 """Event and master-data contracts (v1), declared once.
 
 Everything else is derived from the declarations below: the reference validator
-(:func:`validate_event`), the Spark validator (``ingest/validation.py``), the bronze Arrow and
-Spark schemas and ``docs/contracts.md`` (``python -m scm.contracts > docs/contracts.md``).
-Both validators check rules in the same order and report the first broken one with the same
-wording, built from the templates in :class:`Reason`.
+(:func:`validate_event`, which decides every rejection and words it from the templates in
+:class:`Reason`), the Spark screen that accepts the clearly valid events without it
+(``ingest/validation.py``), the bronze Arrow and Spark schemas and ``docs/contracts.md``
+(``python -m scm.contracts > docs/contracts.md``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ _WIDE = Context(prec=100)
 
 
 class Reason:
-    """Templates of every rejection reason, shared by the Python and the Spark validator."""
+    """Templates of every rejection reason (the quarantine's ``error`` column)."""
 
     NULL_VALUE = "no value (null message)"
     NOT_UTF8 = "not valid UTF-8"
@@ -676,7 +676,7 @@ def _decimals(value: int | float | Decimal) -> int:
 
 
 def render(value: Any) -> str:
-    """A JSON value as a reason shows it after "got" (both validators render alike)."""
+    """A JSON value as a reason shows it after "got"."""
     if value is None:
         return "null"
     if isinstance(value, bool):
