@@ -521,6 +521,20 @@ def test_progress_is_logged_per_batch(ingested: Ingested) -> None:
     assert sum(r["quarantined_rows"] for r in bronze) >= len(ingested.rejected)
 
 
+def test_last_planned_batch_is_the_newest_batch_the_checkpoint_planned(
+    spark: Any, ingested: Ingested
+) -> None:
+    """What a restarted run reads to know which batch (if any) it may be replaying."""
+    from ingest.bronze_sink import BRONZE_QUERY, last_planned_batch
+    from scm.lake import Lake
+
+    lines = (Path(ingested.settings.state) / "ingest-progress.jsonl").read_text().splitlines()
+    ran = [json.loads(line)["batch_id"] for line in lines if BRONZE_QUERY in line]
+    checkpoint = Lake.at(ingested.settings.lake).checkpoint(BRONZE_QUERY)
+    assert last_planned_batch(spark, checkpoint) == max(ran)
+    assert last_planned_batch(spark, checkpoint + "-never-started") == -1
+
+
 def test_replayed_microbatch_writes_and_alerts_once(
     spark: Any, kafka_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -566,7 +580,8 @@ def test_replayed_microbatch_writes_and_alerts_once(
     bronze.commit_microbatch(first, 0)  # replayed in the same run: skipped
     positions.commit_microbatch(spark.read.format("delta").load(lake.bronze("inventory")), 0)
     bronze.commit_microbatch(second, 1)
-    restarted = BronzeSink(lake, TOPICS)  # a new run: its first batch may be a replay
+    # A new run whose checkpoint planned batch 1 (the job reads this before starting).
+    restarted = BronzeSink(lake, TOPICS, last_planned_batch=1)
     restarted.bind("replay-test")
     restarted.commit_microbatch(second, 1)  # replayed: the markers say it is written
     inventory = lake.bronze("inventory")
