@@ -31,13 +31,9 @@ _READY_TIMEOUT_SECONDS = 90.0
 _STOP_TIMEOUT_SECONDS = 30.0
 
 
-def jars_cache() -> Path:
-    return Path(os.environ.get("SCM_JARS_CACHE", Path.home() / ".cache" / "scm"))
-
-
-def resolve_broker_jars() -> Path:
-    """Download the broker's jars from Maven Central once; return the folder holding them."""
-    lib = jars_cache() / f"kafka-{KAFKA_VERSION}" / "lib"
+def resolve_broker_jars(cache: Path) -> Path:
+    """Download the broker's jars from Maven Central once into ``cache``; return their folder."""
+    lib = cache / f"kafka-{KAFKA_VERSION}" / "lib"
     marker = lib / ".complete"
     if marker.exists():
         return lib
@@ -204,7 +200,7 @@ class EmbeddedBroker:
                 f"SCM_KAFKA_BOOTSTRAP={self.host}:<free port>"
             )
         java = _java()
-        lib = resolve_broker_jars()
+        lib = resolve_broker_jars(self.settings.jars_cache)
         classpath = f"{lib}/*"
         self.home.mkdir(parents=True, exist_ok=True)
         self.data.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,6 @@ from pathlib import Path
 from scm.errors import ScmError
 from scm.settings import Settings
 
-DAGSTER_PORT = int(os.environ.get("SCM_DAGSTER_PORT", "3000"))
-STREAMLIT_PORT = int(os.environ.get("SCM_STREAMLIT_PORT", "8501"))
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -131,19 +129,19 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
         supervisor.start(
             "dagster",
             [_bin("dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(DAGSTER_PORT)],
+             "-p", str(settings.dagster_port)],
             env,
         )  # fmt: skip
         supervisor.start(
             "streamlit",
             [_bin("streamlit"), "run", "dashboards/streamlit_app.py", "--server.headless",
-             "true", "--server.port", str(STREAMLIT_PORT), "--server.address", "127.0.0.1",
+             "true", "--server.port", str(settings.streamlit_port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false"],
             env,
         )  # fmt: skip
         urls = [
-            ("Dagster UI", f"http://127.0.0.1:{DAGSTER_PORT}"),
-            ("Dashboards", f"http://127.0.0.1:{STREAMLIT_PORT}"),
+            ("Dagster UI", f"http://127.0.0.1:{settings.dagster_port}"),
+            ("Dashboards", f"http://127.0.0.1:{settings.streamlit_port}"),
         ]
         for label, url in urls:
             _wait_http(url, 180, supervisor)

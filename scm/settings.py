@@ -39,6 +39,14 @@ class IngestOptions:
 
 
 @dataclass(frozen=True)
+class QueryLimits:
+    """Bounds of one DuckDB session (``scm sql``, the dashboards): memory and spill to disk."""
+
+    memory: str = "4GB"
+    spill: str = "8GB"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated platform settings; build with :func:`load_settings`."""
 
@@ -48,6 +56,16 @@ class Settings:
     spark_master: str = "local[*]"
     kafka_options: Mapping[str, str] = field(default_factory=dict)
     ingest: IngestOptions = field(default_factory=IngestOptions)
+    query_limits: QueryLimits = field(default_factory=QueryLimits)
+    spark_driver_memory: str | None = None
+    jars_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "scm")
+    dagster_port: int = 3000
+    streamlit_port: int = 8501
+
+    @property
+    def spill_directory(self) -> Path:
+        """Where DuckDB sessions spill (one sub-folder per process, removed on close)."""
+        return Path(self.state).absolute() / "tmp"
 
     @property
     def kafka_host(self) -> str:
@@ -100,6 +118,26 @@ def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
     if lowered in {"false", "0", "no"}:
         return False
     raise ScmError(f"{name}={raw!r} is invalid: use true or false")
+
+
+_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_JVM_MEMORY = re.compile(r"^\d+[kKmMgG]$")
+
+
+def _size(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if not _SIZE.match(raw):
+        raise ScmError(f"{name}={raw!r} is invalid: use a size such as 512MB or 4GB")
+    return raw
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ScmError(f"{name}={raw!r} is invalid: use a port number 1-65535")
+    return int(raw)
 
 
 def _ingest_options(env: Mapping[str, str]) -> IngestOptions:
@@ -163,4 +201,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_master=master,
         kafka_options=kafka_options,
         ingest=_ingest_options(environ),
+        query_limits=QueryLimits(
+            memory=_size(environ, "SCM_SQL_MEMORY_LIMIT", QueryLimits.memory),
+            spill=_size(environ, "SCM_SQL_SPILL_LIMIT", QueryLimits.spill),
+        ),
+        spark_driver_memory=_jvm_memory(environ, "SCM_SPARK_DRIVER_MEMORY"),
+        jars_cache=Path(environ.get("SCM_JARS_CACHE") or Path.home() / ".cache" / "scm"),
+        dagster_port=_port(environ, "SCM_DAGSTER_PORT", 3000),
+        streamlit_port=_port(environ, "SCM_STREAMLIT_PORT", 8501),
     )
+
+
+def _jvm_memory(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    if not _JVM_MEMORY.match(raw):
+        raise ScmError(f"{name}={raw!r} is invalid: use a JVM size such as 1g or 1536m")
+    return raw

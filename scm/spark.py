@@ -63,7 +63,7 @@ def spark_session(
         # Delta rebuilds table state (e.g. to check an idempotent txnAppId/txnVersion write)
         # with this many tasks; the default 50 costs seconds per commit on a small machine.
         .config("spark.databricks.delta.snapshotPartitions", "2" if local else "50")
-        .config("spark.driver.memory", os.environ.get("SCM_SPARK_DRIVER_MEMORY", driver_memory))
+        .config("spark.driver.memory", settings.spark_driver_memory or driver_memory)
     )
     builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
     try:

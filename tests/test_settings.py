@@ -30,6 +30,11 @@ def test_defaults_match_interfaces() -> None:
         ("SCM_INGEST_MAX_OFFSETS_PER_TRIGGER", "-5", "use a positive whole number"),
         ("SCM_INGEST_FAIL_ON_DATA_LOSS", "maybe", "use true or false"),
         ("SCM_INGEST_TRIGGER_SECONDS", "0", "positive number of seconds"),
+        ("SCM_DAGSTER_PORT", "web", "SCM_DAGSTER_PORT='web' is invalid: use a port number"),
+        ("SCM_STREAMLIT_PORT", "70000", "SCM_STREAMLIT_PORT='70000' is invalid"),
+        ("SCM_SPARK_DRIVER_MEMORY", "2 GB", "SCM_SPARK_DRIVER_MEMORY='2 GB' is invalid"),
+        ("SCM_SQL_MEMORY_LIMIT", "lots", "SCM_SQL_MEMORY_LIMIT='lots' is invalid"),
+        ("SCM_SQL_SPILL_LIMIT", "-1GB", "SCM_SQL_SPILL_LIMIT='-1GB' is invalid"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_variable(
@@ -76,3 +81,37 @@ def test_settings_file_adds_to_environment(tmp_path: Path) -> None:
 def test_missing_settings_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ScmError, match="does not exist"):
         load_settings({"SCM_SETTINGS_FILE": str(tmp_path / "nope.env")})
+
+
+def test_process_settings_are_read_and_typed_in_one_place(tmp_path: Path) -> None:
+    settings = load_settings(
+        {
+            "SCM_SPARK_DRIVER_MEMORY": "1536m",
+            "SCM_JARS_CACHE": str(tmp_path / "jars"),
+            "SCM_DAGSTER_PORT": "3100",
+            "SCM_STREAMLIT_PORT": "8600",
+            "SCM_SQL_MEMORY_LIMIT": "1GB",
+            "SCM_SQL_SPILL_LIMIT": "512MB",
+            "SCM_STATE": str(tmp_path / "state"),
+        }
+    )
+    assert settings.spark_driver_memory == "1536m"
+    assert settings.jars_cache == tmp_path / "jars"
+    assert (settings.dagster_port, settings.streamlit_port) == (3100, 8600)
+    assert (settings.query_limits.memory, settings.query_limits.spill) == ("1GB", "512MB")
+    assert settings.spill_directory == tmp_path / "state" / "tmp"
+
+
+def test_a_bad_port_is_one_line_from_the_command_not_an_import_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "scm.cli", "demo"],
+        env={"PATH": "/usr/bin:/bin", "SCM_STREAMLIT_PORT": "web", "SCM_STATE": str(tmp_path)},
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "scm: error: SCM_STREAMLIT_PORT='web' is invalid: use a port number 1-65535"
+    )
