@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,7 +19,7 @@ import streamlit as st
 
 from scm.errors import ScmError
 from scm.query import LakeQuery, open_lake
-from scm.settings import Settings, load_settings
+from scm.settings import QueryLimits, Settings, load_settings
 
 RESULT_TTL_SECONDS = 30
 _PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -34,13 +35,14 @@ def settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False)
-def _lake(root: str) -> LakeQuery:
-    return open_lake(root)
+def _lake(root: str, limits: QueryLimits, spill_directory: Path) -> LakeQuery:
+    return open_lake(root, limits=limits, spill_directory=spill_directory)
 
 
 def lake() -> LakeQuery:
     """The shared read-only session for the configured lake (``SCM_LAKE``)."""
-    return _lake(settings().lake)
+    current = settings()
+    return _lake(current.lake, current.query_limits, current.spill_directory)
 
 
 def _bind(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -59,7 +61,7 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 
 @st.cache_data(ttl=RESULT_TTL_SECONDS, show_spinner=False)
 def _cached(root: str, sql: str, params: tuple[tuple[str, Any], ...]) -> pd.DataFrame:
-    return _frame(_lake(root).query(sql, dict(params), timeout_seconds=60))
+    return _frame(lake().query(sql, dict(params), timeout_seconds=60))
 
 
 def run(sql: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -14,11 +14,15 @@ folder, configuration locked) and user text must be a single read-only statement
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,6 +34,7 @@ from deltalake.schema import PrimitiveType
 
 from scm.errors import ScmError
 from scm.lake import Lake, Layer
+from scm.settings import QueryLimits, Settings
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
@@ -39,6 +44,7 @@ __all__ = [
     "TableSnapshot",
     "is_truncated",
     "open_lake",
+    "open_lake_for",
 ]
 
 LAYERS: tuple[Layer, ...] = ("bronze", "silver", "gold")
@@ -100,9 +106,45 @@ def is_truncated(table: pa.Table) -> bool:
     return metadata.get(_TRUNCATED_KEY) == b"true"
 
 
-def open_lake(lake_root: str, *, memory_limit: str = "4GB") -> LakeQuery:
+def open_lake(
+    lake_root: str, *, limits: QueryLimits | None = None, spill_directory: Path | None = None
+) -> LakeQuery:
     """A read-only DuckDB session over the lake at ``lake_root`` (which may not exist yet)."""
-    return LakeQuery(lake_root, memory_limit=memory_limit)
+    return LakeQuery(lake_root, limits=limits, spill_directory=spill_directory)
+
+
+def open_lake_for(settings: Settings) -> LakeQuery:
+    """The session ``scm sql`` and the dashboards use: limits and spill folder from settings."""
+    return LakeQuery(
+        settings.lake, limits=settings.query_limits, spill_directory=settings.spill_directory
+    )
+
+
+_SPILL_PREFIX = "duckdb-"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _own_spill_folder(parent: Path) -> Path:
+    """A fresh spill folder for this session; folders of dead processes are removed first.
+
+    DuckDB deletes its temporary files when a session closes, but a killed process leaves
+    them behind, so every new session sweeps the folders whose process is gone.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    for leftover in parent.glob(f"{_SPILL_PREFIX}*"):
+        pid = leftover.name[len(_SPILL_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{_SPILL_PREFIX}{os.getpid()}-", dir=parent))
 
 
 def _quote(identifier: str) -> str:
@@ -351,8 +393,15 @@ class LakeQuery:
     Safe to share between threads (Streamlit sessions): each query runs on its own cursor.
     """
 
-    def __init__(self, lake_root: str, *, memory_limit: str = "4GB") -> None:
+    def __init__(
+        self,
+        lake_root: str,
+        *,
+        limits: QueryLimits | None = None,
+        spill_directory: Path | None = None,
+    ) -> None:
         self.lake = Lake.at(lake_root)
+        self.limits = limits or QueryLimits()
         if not self.lake.is_local:
             raise ScmError(
                 f"SCM_LAKE={lake_root} is an object-store URI: scm sql and the dashboards read"
@@ -368,10 +417,15 @@ class LakeQuery:
             ":memory:",
             config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
         )
+        parent = spill_directory or Path(tempfile.gettempdir()) / "scm-spill"
+        self.spill_folder = _own_spill_folder(parent)
+        atexit.register(shutil.rmtree, self.spill_folder, ignore_errors=True)
         root = self.lake.root.rstrip("/") + "/"
         for statement, parameters in (
             ("set allowed_directories = $directories", {"directories": [root]}),
-            (f"set memory_limit = {_literal(memory_limit)}", None),
+            (f"set memory_limit = {_literal(self.limits.memory)}", None),
+            (f"set temp_directory = {_literal(str(self.spill_folder))}", None),
+            (f"set max_temp_directory_size = {_literal(self.limits.spill)}", None),
             ("set parquet_metadata_cache = true", None),
             ("set TimeZone = 'UTC'", None),
             ("set python_enable_replacements = false", None),
@@ -432,6 +486,7 @@ class LakeQuery:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
+            shutil.rmtree(self.spill_folder, ignore_errors=True)
 
     def __enter__(self) -> LakeQuery:
         return self
@@ -481,6 +536,18 @@ class LakeQuery:
             raise ScmError(
                 f"the query ran longer than {timeout_seconds:g} s and was stopped:"
                 " filter or aggregate more, or raise the time limit"
+            ) from None
+        except duckdb.OutOfMemoryException as error:
+            if "max_temp_directory_size" in str(error):
+                raise ScmError(
+                    f"the query needs more than {self.limits.spill} of temporary disk"
+                    " (SCM_SQL_SPILL_LIMIT) and was stopped: filter or aggregate more,"
+                    " or raise the limit"
+                ) from None
+            raise ScmError(
+                f"the query needs more than {self.limits.memory} of memory"
+                " (SCM_SQL_MEMORY_LIMIT) and was stopped: filter or aggregate more,"
+                " or raise the limit"
             ) from None
         except duckdb.PermissionException as error:
             raise ScmError(

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from scm.errors import ScmError
 from scm.lake import Lake
-from scm.query import LAYERS, is_truncated, open_lake
+from scm.query import LAYERS, is_truncated, open_lake_for
 from scm.settings import Settings
 
 OutputFormat = Literal["table", "csv", "json"]
@@ -42,7 +42,7 @@ def run_sql(
             f"--format {output_format!r} is invalid: use one of {', '.join(OUTPUT_FORMATS)}"
         )
     stream = out or sys.stdout
-    with open_lake(settings.lake) as lake:
+    with open_lake_for(settings) as lake:
         try:
             result = lake.run_user_query(query, max_rows=max_rows, timeout_seconds=timeout_seconds)
         except ScmError as error:
