@@ -106,6 +106,31 @@ def answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
     return True
 
 
+_PROBE_TOPIC = "scm.readiness-probe"
+
+
+def accepts_topics(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when the broker could create a topic now: registered and unfenced.
+
+    A KRaft broker answers metadata while it is still fenced, and a topic created then fails
+    with INVALID_REPLICATION_FACTOR ("All brokers are currently fenced"). A validate-only
+    creation runs the controller's replica placement, which only unfenced brokers pass,
+    without creating anything.
+    """
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        if not admin.list_topics(timeout=timeout).brokers:
+            return False
+        probe = NewTopic(_PROBE_TOPIC, num_partitions=1, replication_factor=1)
+        future = admin.create_topics([probe], validate_only=True, request_timeout=timeout)
+        future[_PROBE_TOPIC].result(timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
 class EmbeddedBroker:
     """A real single-node Kafka broker in KRaft mode, as a child JVM process."""
 
@@ -189,7 +214,7 @@ class EmbeddedBroker:
             raise ScmError(f"could not format Kafka storage in {self.data}: {output[-1][:300]}")
 
     def start(self) -> EmbeddedBroker:
-        """Start the broker and return once it answers metadata requests."""
+        """Start the broker and return once it is unfenced and accepts topics."""
         if not _port_free(self.host, self.port):
             if answers_metadata(self.bootstrap, timeout=2.0):
                 raise ScmError(
@@ -218,6 +243,15 @@ class EmbeddedBroker:
             command, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
         )
         stdout.close()
+        try:
+            self._wait_until_ready()
+        except BaseException:  # an error or Ctrl-C after the JVM started must not orphan it
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -225,10 +259,9 @@ class EmbeddedBroker:
                     f"the Kafka broker exited with code {self.process.returncode}: "
                     f"see {self.log_file}"
                 )
-            if answers_metadata(self.bootstrap, timeout=1.0):
-                return self
-            time.sleep(0.3)
-        self.stop()
+            if accepts_topics(self.bootstrap, timeout=1.0):
+                return
+            time.sleep(0.2)
         raise ScmError(f"the Kafka broker did not become ready in time: see {self.log_file}")
 
     def stop(self) -> None:
@@ -265,16 +298,16 @@ def run_broker(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    broker.start()
     from scm.kafka import ensure_topics
 
-    ensure_topics(settings)
-    print(
-        f"Kafka {KAFKA_VERSION} broker ready on {broker.bootstrap} "
-        f"(data in {broker.data}, log in {broker.log_file}); Ctrl-C stops it",
-        flush=True,
-    )
+    broker.start()
     try:
+        ensure_topics(settings)
+        print(
+            f"Kafka {KAFKA_VERSION} broker ready on {broker.bootstrap} "
+            f"(data in {broker.data}, log in {broker.log_file}); Ctrl-C stops it",
+            flush=True,
+        )
         while not stopping and broker.process is not None and broker.process.poll() is None:
             time.sleep(0.2)
     finally:

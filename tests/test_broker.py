@@ -115,3 +115,88 @@ def test_missing_java_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         "scm: error: Java was not found: install JDK 17 (apt-get install openjdk-17-jdk)"
     )
+
+
+def _broker_jvms(state: Path) -> list[int]:
+    """Pids of live broker JVMs whose configuration lives under ``state``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"kafka.Kafka" in command and str(state).encode() in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_fresh_starts_accept_topics_at_once_from_concurrent_clients(tmp_path: Path) -> None:
+    """Twenty fresh starts: ready means unfenced, so creating topics right away never fails."""
+    import threading
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from scm.kafka import ensure_topics
+
+    for attempt in range(20):
+        settings = load_settings(
+            {
+                "SCM_STATE": str(tmp_path / f"start-{attempt}"),
+                "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+            }
+        )
+        failures: list[BaseException] = []
+
+        def create_other_topic(bootstrap: str, failures: list[BaseException]) -> None:
+            try:
+                admin = AdminClient({"bootstrap.servers": bootstrap})
+                created = admin.create_topics([NewTopic("other.topic", 2, 1)])
+                created["other.topic"].result(timeout=30)
+            except BaseException as error:
+                failures.append(error)
+
+        with EmbeddedBroker(settings) as broker:
+            other = threading.Thread(target=create_other_topic, args=(broker.bootstrap, failures))
+            other.start()
+            ensure_topics(settings)
+            other.join()
+            assert failures == [], f"start {attempt}: {failures[0]}"
+            topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+            assert {"scm.orders", "other.topic"} <= set(topics.topics)
+        assert _broker_jvms(tmp_path / f"start-{attempt}") == []
+
+
+def test_an_error_after_the_jvm_started_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scm.broker
+    import scm.kafka
+
+    settings = load_settings(
+        {"SCM_STATE": str(tmp_path), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
+    )
+
+    def interrupted(bootstrap: str, timeout: float = 2.0) -> bool:
+        assert _broker_jvms(tmp_path), "the JVM should be running while readiness is probed"
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(scm.broker, "accepts_topics", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            EmbeddedBroker(settings).start()
+    assert _broker_jvms(tmp_path) == []
+
+    def topics_refused(*args: object, **kwargs: object) -> list[str]:
+        raise ScmError("cannot create Kafka topic scm.orders")
+
+    monkeypatch.setattr(scm.kafka, "ensure_topics", topics_refused)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(ScmError, match="cannot create Kafka topic"):
+            scm.broker.run_broker(settings)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert _broker_jvms(tmp_path) == []
