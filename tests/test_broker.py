@@ -163,8 +163,15 @@ def test_fresh_starts_accept_topics_at_once_from_concurrent_clients(tmp_path: Pa
             ensure_topics(settings)
             other.join()
             assert failures == [], f"start {attempt}: {failures[0]}"
-            topics = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
-            assert {"scm.orders", "other.topic"} <= set(topics.topics)
+            # A created topic reaches the broker's metadata a moment after the controller
+            # acknowledged it; both must show up.
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+            deadline = time.monotonic() + 30
+            names: set[str] = set()
+            while time.monotonic() < deadline and not {"scm.orders", "other.topic"} <= names:
+                names = set(admin.list_topics(timeout=10).topics)
+                time.sleep(0.1)
+            assert {"scm.orders", "other.topic"} <= names
         assert _broker_jvms(tmp_path / f"start-{attempt}") == []
 
 
