@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both set up what they need.
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench lock
 
 setup:
 	@bash scripts/setup.sh
@@ -18,3 +18,8 @@ lint: setup
 
 bench: setup
 	.venv/bin/python -m bench
+
+# Re-pin every Python package (exact versions with hashes) after changing pyproject.toml.
+lock: setup
+	.venv/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -q -o requirements.lock

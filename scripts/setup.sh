@@ -38,7 +38,7 @@ if [[ "${SCM_SKIP_BROWSER:-0}" != 1 ]]; then
 fi
 
 stamp=.venv/.scm-installed
-want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [[ ! -x .venv/bin/python ]]; then
   say "creating .venv with $PYTHON"
   "$PYTHON" -m venv .venv
@@ -46,7 +46,9 @@ fi
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   say "installing Python packages into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # Exact versions with hashes (requirements.lock, `make lock` updates it), then the project.
+  .venv/bin/python -m pip install -q --require-hashes -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
 fi
 
