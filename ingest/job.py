@@ -44,6 +44,7 @@ from scm.contracts import TOPICS
 from scm.errors import ScmError
 from scm.lake import Lake
 from scm.settings import Settings
+from scm.spark import engine_pid
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -202,7 +203,7 @@ def start_ingest(
     lock = (lock or IngestLock.for_settings(settings)).acquire()
     try:
         lake = Lake.at(settings.lake)
-        lock.note_engine_pid(int(spark._jvm.java.lang.ProcessHandle.current().pid()))  # type: ignore[union-attr]
+        lock.note_engine_pid(engine_pid(spark))
         topics = tuple(TOPICS)
         create_bronze_tables(spark, lake, topics)
         create_position_table(spark, lake)

@@ -79,3 +79,8 @@ def _which(program: str) -> str | None:
     import shutil
 
     return shutil.which(program)
+
+
+def engine_pid(spark: SparkSession) -> int:
+    """The pid of this process's Spark driver JVM (recorded in locks, see ``scm.lake_lock``)."""
+    return int(spark._jvm.java.lang.ProcessHandle.current().pid())  # type: ignore[union-attr]

@@ -217,7 +217,12 @@ def pipeline(
         "SCM_SPARK_MASTER": "local[2]",
     }
     settings = load_settings(overrides)
-    simulate(settings, SimulationOptions(days=3, seed=5, orders_per_day=20, progress=False))
+    # A fixed start gives the same history every day; these three days include returns,
+    # which the bronze checks need (a window relative to today may draw none).
+    options = SimulationOptions(
+        days=3, seed=5, orders_per_day=20, start=dt.date(2026, 11, 26), progress=False
+    )
+    simulate(settings, options)
     definitions = build_definitions(build_resources(overrides))
     with dg.instance_for_test() as instance:
         resources = {"scm": build_resources(overrides)["scm"]}  # what the sensors use

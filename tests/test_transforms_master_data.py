@@ -83,6 +83,11 @@ def test_loads_typed_snapshots_and_skips_unchanged_files(lake: Lake) -> None:
             "products.csv row 1 (line 2), column unit_cost",
         ),
         (
+            "products.csv",
+            "sku,name,category,unit_cost,unit_price\nA,Anvil,tools,1,2\nB,Bolt,parts,3,2,9\n",
+            "products.csv line 3: 6 fields where the header has 5: 'B,Bolt,parts,3,2,9'",
+        ),
+        (
             "locations.csv",
             "location_id,name,type,region\nDC-1,Main,warehouse,EU\n",
             "locations.csv row 1 (line 2), column type: must be one of dc|store, got 'warehouse'",

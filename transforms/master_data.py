@@ -118,9 +118,18 @@ def load_master_data(lake: Lake, *, force: bool = False) -> list[MasterLoad]:
 def parse_master_file(master: MasterFile, content: bytes) -> pa.Table:
     """The typed snapshot in a master CSV file, or :class:`ScmError` for the first problem."""
     name = master.file_name
+    ragged: list[csv.InvalidRow] = []
+
+    def _note_ragged(row: csv.InvalidRow) -> str:
+        ragged.append(row)
+        return "skip"
+
     try:
         raw = csv.read_csv(
             pa.BufferReader(content),
+            # One thread: a few-KB file, and only a serial read knows each row's line number.
+            read_options=csv.ReadOptions(use_threads=False),
+            parse_options=csv.ParseOptions(invalid_row_handler=_note_ragged),
             convert_options=csv.ConvertOptions(
                 column_types={field.name: pa.string() for field in master.columns},
                 strings_can_be_null=False,
@@ -128,6 +137,13 @@ def parse_master_file(master: MasterFile, content: bytes) -> pa.Table:
         )
     except pa.ArrowInvalid as error:
         raise ScmError(f"{name}: not a readable CSV file: {str(error).splitlines()[0]}") from None
+    if ragged:
+        row = ragged[0]
+        where = f"line {row.number}" if row.number else "a row"
+        raise ScmError(
+            f"{name} {where}: {row.actual_columns} fields where the header has "
+            f"{row.expected_columns}: {row.text[:120]!r}"
+        )
     missing = [field.name for field in master.columns if field.name not in raw.column_names]
     if missing:
         raise ScmError(

@@ -10,6 +10,11 @@ latest commit's metadata is read back without Spark) holds the last finished ref
 as-of date and the products snapshot it used. Silver rows stamped with a higher id
 are "new" for gold, so a refresh that dies between silver and gold is completed by the next
 one, and a refresh with no new data writes nothing at all (no new Delta versions).
+
+One refresh at a time per lake: :class:`RefreshLock` (``_checkpoints/refresh.lock``) is held
+for the whole refresh, and the Dagster silver and gold steps take it too, so a CLI refresh and
+a Dagster run never interleave their silver and gold commits. The CLI refuses at once with
+the holder's pid; a Dagster step waits for the holder to finish.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from scm.errors import ScmError
 from scm.lake import Lake
+from scm.lake_lock import LakeBusy, LakeLock
 from scm.settings import Settings
 from transforms.gold import GOLD_TABLES, ChangeSet, Partitions, SilverSnapshot, as_of_date
 from transforms.lake_io import delta_version, last_commit_metadata, table_exists
@@ -35,6 +41,18 @@ if TYPE_CHECKING:
 
 STATE_TABLE = "refresh_state"
 _STATE_KEY = "scm.refresh"
+
+
+class RefreshAlreadyRunning(LakeBusy):
+    """Another refresh (a CLI refresh or a Dagster silver or gold step) holds the lake."""
+
+
+class RefreshLock(LakeLock):
+    """Held by ``scm refresh`` and by the Dagster silver and gold steps while they write."""
+
+    name = "refresh"
+    busy = RefreshAlreadyRunning
+    advice = "wait for it to finish"
 
 
 @dataclass(frozen=True)
@@ -240,8 +258,16 @@ def refresh(
 
     ``full`` rebuilds silver from all of bronze and every gold table from scratch
     (backfills, logic changes). ``ingest=False`` skips the Kafka catch-up (bronze is
-    current already, e.g. a continuous ingest is running or the caller ran it).
+    current already, e.g. a continuous ingest is running or the caller ran it). Raises
+    :class:`RefreshAlreadyRunning` when another refresh holds the lake.
     """
+    with RefreshLock.for_settings(settings, holder="scm refresh"):
+        return _refresh(spark, settings, full=full, ingest=ingest)
+
+
+def _refresh(
+    spark: SparkSession, settings: Settings, *, full: bool, ingest: bool
+) -> RefreshSummary:
     started = time.monotonic()
     lake = Lake.at(settings.lake)
     previous = read_state(lake)
@@ -287,17 +313,24 @@ def refresh(
 
 def run_refresh(settings: Settings, *, full: bool = False) -> int:
     """``scm refresh``: print a short summary; exit code 0 on success."""
-    from scm.spark import spark_session
+    from scm.spark import engine_pid, spark_session
 
-    spark = spark_session(settings, app_name="scm-refresh")
+    # The lock first: a refused refresh says so at once, without starting Spark.
+    with RefreshLock.for_settings(settings, holder="scm refresh") as lock:
+        spark = spark_session(settings, app_name="scm-refresh")
+        lock.note_engine_pid(engine_pid(spark))
+        summary = _run(spark, settings, full=full)
+    for line in summary.lines():
+        print(line, flush=True)
+    return 0
+
+
+def _run(spark: SparkSession, settings: Settings, *, full: bool) -> RefreshSummary:
     try:
-        summary = refresh(spark, settings, full=full)
+        return _refresh(spark, settings, full=full, ingest=True)
     except ScmError:
         raise
     except Exception as error:  # Spark's errors are multi-line JVM traces: keep the first line
         text = str(error).strip()
         reason = text.splitlines()[0] if text else type(error).__name__
         raise ScmError(f"refresh failed: {reason[:300]}") from error
-    for line in summary.lines():
-        print(line, flush=True)
-    return 0

@@ -15,6 +15,7 @@ import dagster as dg
 
 from orchestration.assets.silver import silver_key
 from orchestration.partitions import daily_partitions, monthly_partitions
+from orchestration.refresh_lock import refresh_lock
 from orchestration.resources import SparkResource
 from orchestration.table_metadata import ANALYST_OWNERS, delta_table_metadata, markdown_preview
 from transforms.gold import GOLD_TABLES, GoldTable
@@ -76,8 +77,9 @@ def build_gold_asset(table: GoldTable) -> dg.AssetsDefinition:
 
         session, lake = spark.session, spark.settings.lake()
         partitions = partition_dates(context.partition_keys)
-        frame = table.build(session, lake, partitions)
-        rows = table.write_partitions(lake, frame, partitions)
+        with refresh_lock(context, spark.settings.load()):
+            frame = table.build(session, lake, partitions)
+            rows = table.write_partitions(lake, frame, partitions)
         path = lake.gold(table.name)
         partition = F.col(table.partition_column)
         written = (

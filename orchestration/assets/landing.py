@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from orchestration.refresh_lock import refresh_lock
 from orchestration.resources import ScmSettings
 from orchestration.table_metadata import OWNERS, arrow_table_schema, delta_table_metadata
 from scm.contracts import MASTER_FILES, master_arrow_schema
@@ -75,12 +76,14 @@ _dimension_specs = [
 
 
 @dg.multi_asset(name="master_data", specs=[*_master_specs, *_dimension_specs])
-def master_data(scm: ScmSettings) -> Iterator[dg.MaterializeResult]:
+def master_data(context, scm: ScmSettings) -> Iterator[dg.MaterializeResult]:
     """Load changed landing files; each table's Delta version is its data version."""
     from transforms.master_data import load_master_data
 
     lake = scm.lake()
-    for load in load_master_data(lake):
+    with refresh_lock(context, scm.load()):  # a CLI refresh loads the same files
+        loads = load_master_data(lake)
+    for load in loads:
         for key, path in (
             (master_key(load.entity), lake.bronze(load.entity)),
             (dimension_key(load.entity), lake.silver(load.entity)),

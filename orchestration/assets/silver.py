@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import dagster as dg
 
+from orchestration.refresh_lock import refresh_lock
 from orchestration.resources import SparkResource
 from orchestration.table_metadata import OWNERS, delta_table_metadata
 from scm.lake import Lake
@@ -216,17 +217,18 @@ def silver(context, spark: SparkResource) -> Iterator[dg.MaterializeResult]:
     from transforms.silver_update import update_silver
 
     session, lake = spark.session, spark.settings.lake()
-    previous = _starting_point(context.instance, lake)
-    refresh_id = _next_refresh_id(lake, previous)
-    update = update_silver(
-        session,
-        lake,
-        refresh_id=refresh_id,
-        read_versions=previous.bronze_versions if previous else None,
-    )
-    changes = detect_changes(
-        session, lake, previous, refresh_id=refresh_id, bronze_versions=update.bronze_versions
-    )
+    with refresh_lock(context, spark.settings.load()):
+        previous = _starting_point(context.instance, lake)
+        refresh_id = _next_refresh_id(lake, previous)
+        update = update_silver(
+            session,
+            lake,
+            refresh_id=refresh_id,
+            read_versions=previous.bronze_versions if previous else None,
+        )
+        changes = detect_changes(
+            session, lake, previous, refresh_id=refresh_id, bronze_versions=update.bronze_versions
+        )
     touched = {n: "all" if k is None else len(k) for n, k in changes.affected.items() if k != []}
     context.log.info(
         f"silver update {refresh_id}: as-of {changes.as_of}, new rows {update.inserted}, "
