@@ -56,6 +56,9 @@ def run_ingest(settings: Settings, *, once: bool = False) -> int:
         # Validation spills to disk when a catch-up outgrows memory, and the JVM grows its
         # heap to the limit before collecting: 1 GiB keeps the process under 2 GiB resident.
         spark = spark_session(settings, app_name="scm-ingest", driver_memory="1g")
+        # PySpark's context replaced the SIGINT handler (it cancels jobs and raises
+        # KeyboardInterrupt mid-batch): ours again, so Ctrl-C stops gracefully too.
+        signal.signal(signal.SIGINT, request_stop)
         with start_ingest(spark, settings, once=once, lock=lock) as run:
             mode = "until caught up" if once else "until interrupted (Ctrl-C stops)"
             print(f"ingesting {settings.kafka_bootstrap} into {settings.lake} {mode}", flush=True)
@@ -63,12 +66,14 @@ def run_ingest(settings: Settings, *, once: bool = False) -> int:
                 if run.await_completion(timeout=0.5):
                     break
             if stop_requested.is_set():
-                print("stopping ingest gracefully...", flush=True)
+                # One line: the running batch finishes (its sinks are idempotent, so a
+                # batch cut short by the grace period is replayed on the next start).
+                print("stopping ingest gracefully...", end="", flush=True)
                 run.stop()
-                if once:
-                    print("scm: interrupted", file=sys.stderr)
+                print(" stopped", flush=True)
+                if once:  # not caught up: a script must not go on as if it were
+                    print("scm: interrupted before catching up", file=sys.stderr)
                     return 130
-                print("ingest stopped", flush=True)
                 return 0
         elapsed = time.monotonic() - started
         print(f"ingest caught up in {elapsed:.1f} s", flush=True)

@@ -67,12 +67,35 @@ def spark_session(
     )
     builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
     try:
+        _launch_engine(builder._options)  # type: ignore[attr-defined]
         session = builder.getOrCreate()
     except Exception as error:  # py4j / JVM start-up failures carry multi-line noise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ScmError(f"Spark could not start: {first_line}") from error
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def _launch_engine(options: dict[str, object]) -> None:
+    """Start the driver JVM in a session of its own, unless one runs already.
+
+    A service manager stopping a command (``systemctl stop``, ``docker stop``, ``kill`` of
+    the process group) signals every process of the group; a JVM in that group would die
+    at once, mid-batch, under the Python side that is still stopping its streams gracefully
+    (py4j "Connection refused" tracebacks). In its own session it hears no group signal and
+    still exits with its parent: it watches the stdin pipe PySpark gives it. PySpark offers
+    no public way to pass Popen options, so this seeds the gateway ``getOrCreate`` would
+    launch with the same ``--conf`` arguments.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:
+        return
+    conf = SparkConf(loadDefaults=False)
+    conf.setAll([(key, str(value)) for key, value in options.items()])
+    gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
+    SparkContext._ensure_initialized(gateway=gateway)
 
 
 def _which(program: str) -> str | None:

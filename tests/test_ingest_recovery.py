@@ -248,3 +248,75 @@ def test_failed_query_is_one_line_error(spark: Any, kafka_broker: str, tmp_path:
     assert message.startswith("ingest query scm_ingest_bronze failed: ")
     assert "DELTA_FAILED_TO_MERGE_FIELDS" in message and "order_id" in message, message
     assert "\n" not in message
+
+
+def _batch_in_flight(checkpoint: Path, after: int) -> bool:
+    """A micro-batch later than ``after`` has planned its offsets but not committed yet."""
+    planned = {int(p.name) for p in (checkpoint / "offsets").glob("[0-9]*")}
+    committed = {int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")}
+    return any(batch > after and batch not in committed for batch in planned)
+
+
+def _last_batch(checkpoint: Path) -> int:
+    return max((int(p.name) for p in (checkpoint / "offsets").glob("[0-9]*")), default=-1)
+
+
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
+    ids=["sigterm", "sigterm-to-the-group", "ctrl-c"],
+)
+def test_a_stop_during_a_batch_is_one_line_exit_0_and_loses_nothing(
+    spark: Any,
+    kafka_broker: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    signum: int,
+    group: bool,
+) -> None:
+    """``kill``, a service manager stopping the whole process group, or Ctrl-C in a terminal
+    (SIGINT to the group): the ingest reports its stop in one line, exits 0, and a restart
+    lands every record exactly once."""
+    from ingest import run_ingest
+    from ingest.bronze_sink import BRONZE_QUERY
+
+    settings = make_settings(tmp_path, kafka_broker)
+    ensure_all_topics(settings)
+    token = f"t{uuid.uuid4().hex[:8]}"
+    messages = build_data_set(token).round1
+    produced = produce(settings, messages[: len(messages) // 2])
+    checkpoint = Path(Lake.at(settings.lake).checkpoint(BRONZE_QUERY))
+    env = subprocess_env(settings, SCM_INGEST_TRIGGER_SECONDS="0.5")
+    ingest = subprocess.Popen(
+        [SCM, "ingest"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal or a service gives it
+    )
+    try:
+        wait_until(lambda: (checkpoint / "commits" / "0").exists(), 600, "the first batch")
+        last = _last_batch(checkpoint)
+        produced += produce(settings, messages[len(messages) // 2 :])
+        deadline = time.monotonic() + 120
+        while not _batch_in_flight(checkpoint, last) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _batch_in_flight(checkpoint, last), "no batch picked up the second half"
+        if group:
+            os.killpg(ingest.pid, signum)
+        else:
+            os.kill(ingest.pid, signum)
+        out, err = ingest.communicate(timeout=120)
+    finally:
+        if ingest.poll() is None:
+            os.killpg(ingest.pid, signal.SIGKILL)
+            ingest.wait()
+
+    assert ingest.returncode == 0, err
+    assert out.strip().splitlines()[-1] == "stopping ingest gracefully... stopped", out
+    for noise in ("Traceback", "py4j", "Exception", " ERROR ", "KeyboardInterrupt"):
+        assert noise not in err, err
+    assert run_ingest(settings, once=True) == 0
+    capsys.readouterr()
+    assert_exactly_once(settings, token, produced)
