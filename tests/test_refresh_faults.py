@@ -27,8 +27,8 @@ from orchestration.definitions import defs
 from orchestration.resources import build_resources
 from scm.cli import main
 from scm.lake import Lake
-from scm.settings import Settings
-from tests.conftest import make_settings
+from scm.settings import Settings, load_settings
+from tests.conftest import _free_port, make_settings
 from tests.test_refresh import PRODUCTS, ROUND_1, ROUND_2
 from transforms.gold import GOLD_TABLES
 from transforms.refresh import refresh
@@ -162,12 +162,25 @@ def _refresh_killed_at(settings: Settings, table: str) -> int:
             process.kill()
 
 
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own: the killed refreshes ingest its (empty) topics, not the
+    events other tests left in the shared one."""
+    from scm.broker import EmbeddedBroker
+
+    settings = load_settings(
+        {"SCM_STATE": str(tmp_path / "broker"), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
+    )
+    with EmbeddedBroker(settings) as broker:
+        yield broker.bootstrap
+
+
 @pytest.mark.spark
 @pytest.mark.timeout(1200)
 def test_kill_9_at_any_point_then_refresh_gives_the_uninterrupted_gold(
-    spark: Any, kafka_broker: str, tmp_path: Path
+    spark: Any, private_broker: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(tmp_path / "killed", kafka_broker)
+    settings = make_settings(tmp_path / "killed", private_broker)
     lake = Lake.at(settings.lake)
     Path(lake.landing).mkdir(parents=True)
     Path(lake.landing, "products.csv").write_text(PRODUCTS)
@@ -176,7 +189,7 @@ def test_kill_9_at_any_point_then_refresh_gives_the_uninterrupted_gold(
     for entity, events in ROUND_2.items():
         append_bronze(spark, lake, entity, events, first_offset=100)
 
-    untouched = make_settings(tmp_path / "uninterrupted", kafka_broker)
+    untouched = make_settings(tmp_path / "uninterrupted", private_broker)
     shutil.copytree(settings.lake, untouched.lake)
     refresh(spark, untouched, ingest=False)
     expected = _gold(spark, Lake.at(untouched.lake))
