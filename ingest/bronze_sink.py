@@ -38,32 +38,26 @@ ROWS_PER_TASK = 50_000
 _RECENT_COMMITS = 20
 
 
-def create_delta_table(
-    spark: SparkSession, path: str, ddl: str, *, auto_compact: bool = False
-) -> None:
+def create_delta_table(spark: SparkSession, path: str, ddl: str) -> None:
     """Create an empty Delta table at ``path`` unless one exists (readable before any data).
 
-    ``auto_compact`` suits tables that streaming appends to: once enough small files pile
-    up, Delta compacts them right after a write, so readers (the position query, silver)
-    do not slow down between two ``scm maintain`` runs.
+    No auto compaction: Delta runs it synchronously after the write, inside the micro-batch.
+    ``scm maintain`` and the nightly maintenance schedule compact off the hot path;
+    ``scm.spark`` also turns it off for tables that earlier versions created with it.
     """
     from delta.tables import DeltaTable
     from pyspark.sql.types import StructType
 
     schema = StructType.fromDDL(ddl)
     assert isinstance(schema, StructType)
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
-    if auto_compact:
-        builder = builder.property("delta.autoOptimize.autoCompact", "true")
-    builder.execute()
+    DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).execute()
 
 
 def create_bronze_tables(spark: SparkSession, lake: Lake, topics: Iterable[str]) -> None:
     """Bronze tables of ``topics`` and the quarantine, with the contract schema."""
     for topic in topics:
-        path = lake.bronze(TOPICS[topic].entity)
-        create_delta_table(spark, path, bronze_spark_ddl(topic), auto_compact=True)
-    create_delta_table(spark, lake.quarantine, quarantine_spark_ddl(), auto_compact=True)
+        create_delta_table(spark, lake.bronze(TOPICS[topic].entity), bronze_spark_ddl(topic))
+    create_delta_table(spark, lake.quarantine, quarantine_spark_ddl())
 
 
 def append_once(

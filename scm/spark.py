@@ -7,6 +7,7 @@ use; nothing is committed. The session is shared by ingest and transforms.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scm.errors import ScmError
@@ -14,6 +15,10 @@ from scm.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+# Warnings and errors only, without Spark's start-up and per-batch notices.
+_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def kafka_source_package() -> str:
@@ -37,6 +42,8 @@ def spark_session(
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
+    from scm.jars import cached_spark_jars
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
@@ -53,26 +60,35 @@ def spark_session(
         )
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Duser.timezone=UTC -Dlog4j2.configurationFile={_LOG_CONFIG}",
+        )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        # Compaction runs in `scm maintain`, not synchronously after a streaming write (this
+        # session setting wins over a table's delta.autoOptimize.autoCompact property).
+        .config("spark.databricks.delta.autoCompact.enabled", "false")
         .config("spark.sql.adaptive.enabled", "true")
         # Delta rebuilds table state (e.g. to check an idempotent txnAppId/txnVersion write)
         # with this many tasks; the default 50 costs seconds per commit on a small machine.
         .config("spark.databricks.delta.snapshotPartitions", "2" if local else "50")
         .config("spark.driver.memory", settings.spark_driver_memory or driver_memory)
     )
-    builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
+    jars = cached_spark_jars(settings.jars_cache)
+    if jars:  # resolved once by `python -m scm.jars`: no Ivy resolution (and report) per start
+        builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))
+    else:
+        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
     try:
         _launch_engine(builder._options)  # type: ignore[attr-defined]
         session = builder.getOrCreate()
     except Exception as error:  # py4j / JVM start-up failures carry multi-line noise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
         raise ScmError(f"Spark could not start: {first_line}") from error
-    session.sparkContext.setLogLevel("WARN")
     return session
 
 

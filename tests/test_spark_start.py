@@ -1,0 +1,46 @@
+"""A Spark start as a user sees it: from the jars resolved once at setup, and quiet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from scm.jars import cached_spark_jars
+from scm.settings import load_settings
+
+pytestmark = pytest.mark.spark
+
+REPO = Path(__file__).resolve().parents[1]
+_JVM_NOTICE = "WARNING: Using incubator modules: jdk.incubator.vector"  # printed by java itself
+
+
+def test_sessions_use_the_jars_resolved_at_setup_without_ivy(spark: Any) -> None:
+    jars = cached_spark_jars(load_settings({}).jars_cache)
+    assert jars, "setup (python -m scm.jars) records the resolved class path"
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.jars.packages", None) is None
+    listed = sorted(urlparse(jar).path for jar in conf.get("spark.jars").split(","))
+    assert listed == sorted(str(jar) for jar in jars)
+    assert any("delta-spark" in jar.name for jar in jars)
+    assert any("spark-sql-kafka" in jar.name for jar in jars)
+
+
+def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
+    """Ivy's report, log4j's banner and Spark's start-up warnings stay off the terminal."""
+    code = (
+        "from scm.settings import load_settings; from scm.spark import spark_session; "
+        "s = spark_session(load_settings({'SCM_SPARK_MASTER': 'local[1]'})); "
+        f"s.range(3).write.format('delta').save({str(tmp_path / 't')!r}); "
+        f"print(s.read.format('delta').load({str(tmp_path / 't')!r}).count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "3"
+    assert [line for line in result.stderr.splitlines() if line != _JVM_NOTICE] == []
