@@ -173,10 +173,11 @@ def _order_row(grain: tuple[dt.date, str, str], **measures: Any) -> Row:
     return {"order_date": order_date, "ship_from": ship_from, "channel": channel, **measures}
 
 
-def fill_rate_daily(orders: Mapping[str, Order]) -> list[Row]:
-    """Unit, line and order fill rate by order day, ship-from and channel."""
+def fill_rate_daily(orders: Mapping[str, Order], as_of: dt.date) -> list[Row]:
+    """Unit, line and order fill rate by order day, ship-from and channel, of due orders."""
+    due = [order for order in orders.values() if order.requested_date <= as_of]
     rows = []
-    for grain, group in sorted(_by_grain(orders.values()).items()):
+    for grain, group in sorted(_by_grain(due).items()):
         lines = lines_filled = orders_filled = units_ordered = units_filled = 0
         for order in group:
             filled = 0
@@ -378,8 +379,9 @@ def returns_cost_daily(events: list[Event], products: Mapping[str, Product]) -> 
     ]
 
 
-def supplier_otif_daily(events: list[Event]) -> list[Row]:
-    """PO lines received in full on or before their expected date, by expected date and supplier."""
+def supplier_otif_daily(events: list[Event], as_of: dt.date) -> list[Row]:
+    """PO lines due by ``as_of`` received in full on or before their expected date, by
+    expected date and supplier."""
     received: dict[tuple[str, int], list[tuple[dt.date, int]]] = defaultdict(list)
     for event in events:
         if event["event_type"] == "po_received":
@@ -392,6 +394,8 @@ def supplier_otif_daily(events: list[Event]) -> list[Row]:
         if event["event_type"] != "po_created":
             continue
         expected = dt.date.fromisoformat(str(event["expected_date"]))
+        if expected > as_of:
+            continue
         for line in event["lines"]:
             on_time = sum(
                 qty
@@ -431,11 +435,11 @@ def compute(events: Iterable[Event], products: Mapping[str, Product]) -> Referen
         raise ValueError("no events: the as-of date is undefined")
     orders = orders_of(accepted)
     gold = {
-        "fill_rate_daily": fill_rate_daily(orders),
+        "fill_rate_daily": fill_rate_daily(orders, as_of),
         "perfect_order_daily": perfect_order_daily(orders, as_of),
         "order_cycle_time_daily": order_cycle_time_daily(orders),
         "inventory_turns_monthly": inventory_turns_monthly(accepted, products, as_of),
         "returns_cost_daily": returns_cost_daily(accepted, products),
-        "supplier_otif_daily": supplier_otif_daily(accepted),
+        "supplier_otif_daily": supplier_otif_daily(accepted, as_of),
     }
     return Reference(as_of, gold, inventory_position(accepted))

@@ -174,11 +174,7 @@ def test_first_refresh_builds_every_table(spark, first_round: Round) -> None:  #
     assert {
         (r.order_date, r.orders, r.orders_filled)
         for r in fill_rate.load(first_round.lake.gold("fill_rate_daily")).collect()
-    } == {
-        (dt.date(2026, 3, 1), 1, 0),
-        (dt.date(2026, 3, 2), 1, 1),
-        (dt.date(2026, 3, 3), 1, 0),
-    }
+    } == {(dt.date(2026, 3, 2), 1, 1)}  # O1; O2 and O3 are not due before 03-05
 
 
 def test_late_events_rebuild_exactly_the_partitions_they_touch(  # type: ignore[no-untyped-def]
@@ -188,7 +184,7 @@ def test_late_events_rebuild_exactly_the_partitions_they_touch(  # type: ignore[
     assert second.as_of == dt.date(2026, 3, 6)
     assert second.silver_rows["order_lines"] == 1  # the retry of O1 is not a new row
     assert _partitions(second) == {
-        "fill_rate_daily": 1,  # 03-02 (late O0)
+        "fill_rate_daily": 3,  # 03-02 (late O0); 03-01 and 03-03 newly due
         "perfect_order_daily": 3,  # 03-02 (late O0); 03-01 and 03-03 newly due
         "order_cycle_time_daily": 1,  # 03-02
         "inventory_turns_monthly": 2,  # February (late movement) and March
@@ -199,13 +195,17 @@ def test_late_events_rebuild_exactly_the_partitions_they_touch(  # type: ignore[
     assert changed == set(_partitions(second))  # returns and OTIF untouched
     history = DeltaTable(lake.gold("fill_rate_daily")).history(1)[0]
     assert "2026-03-02" in history["operationParameters"]["predicate"]
-    assert "2026-03-03" not in history["operationParameters"]["predicate"]
+    assert "2026-03-04" not in history["operationParameters"]["predicate"]
     fill_rate = {
         r.order_date: (r.orders, r.orders_filled, r.units_ordered, r.units_filled)
         for r in spark.read.format("delta").load(lake.gold("fill_rate_daily")).collect()
     }
-    # 03-02: O1 filled (counted once despite its retry), O0's 2 units never dispatched.
-    assert fill_rate[dt.date(2026, 3, 2)] == (2, 1, 6, 4)
+    assert fill_rate == {
+        dt.date(2026, 3, 1): (1, 0, 4, 0),  # O3, due 03-05, never shipped
+        # O1 filled (counted once despite its retry), O0's 2 units never dispatched.
+        dt.date(2026, 3, 2): (2, 1, 6, 4),
+        dt.date(2026, 3, 3): (1, 0, 4, 0),  # O2, due 03-05, never shipped
+    }
     perfect = {
         r.order_date: (r.orders, r.perfect_orders)
         for r in spark.read.format("delta").load(lake.gold("perfect_order_daily")).collect()

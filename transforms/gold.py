@@ -139,7 +139,7 @@ def _for_orders(silver: SilverSnapshot, table: str, orders: DataFrame) -> DataFr
 
 def _build_fill_rate(silver: SilverSnapshot, partitions: Partitions, as_of: dt.date) -> DataFrame:
     orders = _orders_of(silver, partitions)
-    return fill_rate_daily(orders, _for_orders(silver, "shipment_lines", orders))
+    return fill_rate_daily(orders, _for_orders(silver, "shipment_lines", orders), as_of=as_of)
 
 
 def _build_perfect_order(
@@ -192,14 +192,26 @@ def _build_supplier_otif(
     receipts = silver.table("po_receipt_lines").join(
         lines.select("po_id").distinct(), "po_id", "left_semi"
     )
-    return supplier_otif_daily(lines, receipts)
+    return supplier_otif_daily(lines, receipts, as_of=as_of)
 
 
 # --- which partitions new silver rows touch ---------------------------------------------------
 
 
+def _newly_due(changes: ChangeSet, table: str, due: str, partition: str) -> set[dt.date]:
+    """Partitions of rows whose due date the as-of date has just passed: now countable."""
+    if changes.as_of_before is None or changes.as_of <= changes.as_of_before:
+        return set()
+    rows = changes.silver.table(table).where(
+        (F.col(due) > F.lit(changes.as_of_before)) & (F.col(due) <= F.lit(changes.as_of))
+    )
+    return _dates(rows.select(partition))
+
+
 def _fill_rate_touched(changes: ChangeSet) -> Partitions:
-    return sorted(changes.order_days_touched(("shipment_lines",)))
+    days = changes.order_days_touched(("shipment_lines",))
+    days |= _newly_due(changes, "order_lines", "requested_delivery_date", "order_date")
+    return sorted(days)
 
 
 def _order_cycle_time_touched(changes: ChangeSet) -> Partitions:
@@ -208,13 +220,7 @@ def _order_cycle_time_touched(changes: ChangeSet) -> Partitions:
 
 def _perfect_order_touched(changes: ChangeSet) -> Partitions:
     days = changes.order_days_touched(("shipment_lines", "deliveries"))
-    if changes.as_of_before is not None and changes.as_of > changes.as_of_before:
-        # Orders whose requested date the as-of date has just passed become countable.
-        newly_due = changes.silver.table("order_lines").where(
-            (F.col("requested_delivery_date") > F.lit(changes.as_of_before))
-            & (F.col("requested_delivery_date") <= F.lit(changes.as_of))
-        )
-        days |= _dates(newly_due.select("order_date"))
+    days |= _newly_due(changes, "order_lines", "requested_delivery_date", "order_date")
     return sorted(days)
 
 
@@ -245,7 +251,7 @@ def _supplier_otif_touched(changes: ChangeSet) -> Partitions:
     received = changes.new("po_receipt_lines").select("po_id").distinct()
     days = changes.new("po_lines").select("expected_date")
     days = days.unionByName(po_lines.join(received, "po_id").select("expected_date"))
-    return sorted(_dates(days))
+    return sorted(_dates(days) | _newly_due(changes, "po_lines", "expected_date", "expected_date"))
 
 
 # --- the registry -----------------------------------------------------------------------------
