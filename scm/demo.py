@@ -79,13 +79,23 @@ def _wait_http(url: str, seconds: float, supervisor: Supervisor) -> None:
     raise ScmError(f"{url} did not answer within {seconds:.0f} s")
 
 
-def _run_step(name: str, command: list[str], env: dict[str, str], logs: Path) -> None:
+def _run_step(
+    name: str, command: list[str], env: dict[str, str], logs: Path, *, echo: bool = False
+) -> None:
+    """Run one set-up step, its output in its log; ``echo`` also shows its progress lines."""
     print(f"demo: {name} ...", flush=True)
     started = time.monotonic()
     with open(logs / f"demo-{name}.log", "ab") as log:
-        result = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO)
-    if result.returncode != 0:
-        raise ScmError(f"{name} failed (exit {result.returncode}): see {logs}/demo-{name}.log")
+        step = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=log, cwd=_REPO)
+        assert step.stdout is not None
+        for line in step.stdout:
+            log.write(line)
+            log.flush()
+            if echo:
+                print(f"demo:   {line.decode(errors='replace').rstrip()}", flush=True)
+        returncode = step.wait()
+    if returncode != 0:
+        raise ScmError(f"{name} failed (exit {returncode}): see {logs}/demo-{name}.log")
     print(f"demo: {name} done in {time.monotonic() - started:.0f} s", flush=True)
 
 
@@ -119,7 +129,7 @@ def run_demo(settings: Settings, *, days: int = 60) -> int:
         if not history_marker.exists():
             _run_step("simulate", [*_scm(), "simulate", "--days", str(days), "--quiet"], env, logs)
             history_marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        _run_step("refresh", [*_scm(), "refresh"], env, logs)
+        _run_step("refresh", [*_scm(), "refresh"], env, logs, echo=True)
         supervisor.start("ingest", [*_scm(), "ingest"], env)
         supervisor.start(
             "live-simulator",

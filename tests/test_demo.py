@@ -74,6 +74,9 @@ def test_demo_serves_dagster_and_dashboards_then_stops_cleanly(tmp_path: Path) -
             if "the platform is running" in line:
                 break
         assert set(urls) == {"Dagster UI", "Dashboards"}, "".join(output)
+        # The first refresh shows its steps as they finish, not minutes of silence.
+        progress = [line for line in output if re.match(r"demo:   \[ *\d+\.\d s\] ", line)]
+        assert any("gold.fill_rate_daily: " in line for line in progress), "".join(output)
         for url in urls.values():
             with urllib.request.urlopen(url, timeout=10) as response:
                 assert response.status == 200

@@ -16,9 +16,12 @@ this one would see 2027 as their as-of date (pytest's default file order runs th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -344,18 +347,21 @@ def produce(settings: Settings, messages: Sequence[Message]) -> None:
     assert not failures, failures
 
 
-def scm_refresh(settings: Settings) -> int:
-    """``scm refresh`` in-process, configured through the environment like a user's shell."""
+def scm_refresh(settings: Settings) -> tuple[int, list[str]]:
+    """``scm refresh`` in-process, configured through the environment like a user's shell;
+    its exit code and what it printed."""
     from scm.cli import main
 
-    with pytest.MonkeyPatch.context() as patch:
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
         patch.setenv("SCM_LAKE", settings.lake)
         patch.setenv("SCM_STATE", str(settings.state))
         patch.setenv("SCM_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
         patch.setenv("SCM_SPARK_MASTER", "local[2]")
         patch.delenv("SCM_SETTINGS_FILE", raising=False)
         patch.chdir(Path(settings.lake).parent)  # no stray ./scm.env
-        return main(["refresh"])
+        code = main(["refresh"])
+    return code, printed.getvalue().splitlines()
 
 
 def read_delta(path: str) -> list[dict[str, Any]]:
@@ -369,13 +375,14 @@ class LakeState:
     """This run's rows of every gold table and of the inventory position after one round."""
 
     exit_code: int
+    printed: list[str]
     gold: dict[str, list[dict[str, Any]]]
     positions: list[dict[str, Any]]
     quarantine_keys: list[str]
     bronze_event_ids: set[str]
 
 
-def lake_state(lake: Lake, token: str, exit_code: int) -> LakeState:
+def lake_state(lake: Lake, token: str, refreshed: tuple[int, list[str]]) -> LakeState:
     gold = {
         name: [row for row in read_delta(lake.gold(name)) if str(row[column]).startswith(token)]
         for name, column in TOKEN_COLUMN.items()
@@ -396,7 +403,7 @@ def lake_state(lake: Lake, token: str, exit_code: int) -> LakeState:
         for row in read_delta(lake.bronze(entity))
         if str(row["event_id"]).startswith(token)
     }
-    return LakeState(exit_code, gold, positions, quarantine, event_ids)
+    return LakeState(*refreshed, gold, positions, quarantine, event_ids)
 
 
 @dataclass
@@ -535,6 +542,23 @@ def test_reference_agrees_with_hand_computed_values() -> None:
 @pytest.mark.parametrize("round_number", [1, 2])
 def test_refresh_succeeds(run: Run, round_number: int) -> None:
     assert run.rounds[round_number - 1].exit_code == 0
+
+
+def test_refresh_shows_each_step_as_it_finishes(run: Run) -> None:
+    """A first refresh takes a while: each step is printed with the time since the start."""
+    printed = run.rounds[0].printed
+    steps = [line.split("] ", 1)[1] for line in printed[:-1]]
+    assert all(re.fullmatch(r"\[ *\d+\.\d s\] .+", line) for line in printed[:-1]), printed
+    assert steps[0] == "starting Spark"
+    assert steps[1].startswith("landing: products ")
+    assert steps[2] == "ingest: caught up"
+    assert steps[3].startswith("silver: order_lines +")
+    assert steps[4].startswith(f"gold: rebuilding {len(GRAIN)} of {len(GRAIN)} tables, as-of ")
+    assert sorted(step.split(":", 1)[0] for step in steps[5:]) == sorted(
+        f"gold.{name}" for name in GRAIN
+    )
+    assert all(" in all partitions (" in step for step in steps[5:])
+    assert re.fullmatch(r"refresh 1 \(incremental\) in \d+\.\d s, as-of 2027-05-04", printed[-1])
 
 
 @pytest.mark.parametrize("round_number", [1, 2])

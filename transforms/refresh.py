@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -75,6 +75,15 @@ class GoldRefresh:
     partitions: int | None  # None: the whole table was rebuilt
     seconds: float
 
+    def line(self) -> str:
+        scope = (
+            "all partitions"
+            if self.partitions is None
+            else f"{self.partitions} partition{'s' if self.partitions != 1 else ''}"
+        )
+        rows = f"{self.rows} row{'s' if self.rows != 1 else ''}"
+        return f"gold.{self.table}: {rows} in {scope} ({self.seconds:.1f} s)"
+
 
 @dataclass
 class RefreshSummary:
@@ -93,29 +102,21 @@ class RefreshSummary:
     def changed(self) -> bool:
         return bool(self.gold)
 
-    def lines(self) -> list[str]:
-        """A short human-readable report."""
+    def landing_line(self) -> str:
+        loaded = [f"{m.entity} {m.rows} rows" for m in self.master_data if m.outcome == "loaded"]
+        return f"landing: {', '.join(loaded) if loaded else 'no changed files'}"
+
+    def ingest_line(self) -> str:
+        return f"ingest: {self.ingest}"
+
+    def silver_line(self) -> str:
+        new_rows = [f"{name} +{rows}" for name, rows in self.silver_rows.items() if rows]
+        return f"silver: {', '.join(new_rows) if new_rows else 'no new rows'}"
+
+    def headline(self) -> str:
         mode = "full rebuild" if self.full else "incremental"
         as_of = self.as_of.isoformat() if self.as_of else "no events yet"
-        out = [f"refresh {self.refresh_id} ({mode}) in {self.seconds:.1f} s, as-of {as_of}"]
-        loaded = [f"{m.entity} {m.rows} rows" for m in self.master_data if m.outcome == "loaded"]
-        out.append(f"  landing: {', '.join(loaded) if loaded else 'no changed files'}")
-        out.append(f"  ingest: {self.ingest}")
-        new_rows = [f"{name} +{rows}" for name, rows in self.silver_rows.items() if rows]
-        out.append(f"  silver: {', '.join(new_rows) if new_rows else 'no new rows'}")
-        if not self.gold:
-            out.append("  gold: up to date, nothing rewritten")
-        for table in self.gold:
-            scope = (
-                "all partitions"
-                if table.partitions is None
-                else (f"{table.partitions} partition{'s' if table.partitions != 1 else ''}")
-            )
-            out.append(
-                f"  gold.{table.table}: {table.rows} row{'s' if table.rows != 1 else ''} "
-                f"in {scope} ({table.seconds:.1f} s)"
-            )
-        return out
+        return f"refresh {self.refresh_id} ({mode}) in {self.seconds:.1f} s, as-of {as_of}"
 
 
 def read_state(lake: Lake) -> RefreshState | None:
@@ -265,17 +266,29 @@ def refresh(
         return _refresh(spark, settings, full=full, ingest=ingest)
 
 
+def _quiet(line: str) -> None:
+    """The default progress listener: a library caller reads the summary instead."""
+
+
 def _refresh(
-    spark: SparkSession, settings: Settings, *, full: bool, ingest: bool
+    spark: SparkSession,
+    settings: Settings,
+    *,
+    full: bool,
+    ingest: bool,
+    progress: Callable[[str], None] = _quiet,
 ) -> RefreshSummary:
+    """The refresh itself; ``progress`` hears one line per finished step, as it finishes."""
     started = time.monotonic()
     lake = Lake.at(settings.lake)
     previous = read_state(lake)
     # Ids keep rising across full rebuilds, so an old stamp never looks new.
     summary = RefreshSummary(refresh_id=(previous.refresh_id if previous else 0) + 1, full=full)
     summary.master_data = load_master_data(lake)
+    progress(summary.landing_line())
     if ingest:
         summary.ingest = catch_up_ingest(spark, settings)
+        progress(summary.ingest_line())
     update = update_silver(
         spark,
         lake,
@@ -284,18 +297,24 @@ def _refresh(
         read_versions=previous.bronze_versions if previous else None,
     )
     summary.silver_rows = update.inserted
+    progress(summary.silver_line())
 
     silver = SilverSnapshot(spark, lake)
     changes = gold_changes(silver, lake, None if full else previous)
     summary.as_of = changes.as_of
     if changes.nothing_new:
+        progress("gold: up to date, nothing rewritten")
         summary.seconds = time.monotonic() - started
         return summary  # nothing new: write nothing, not even the record
-    for table in GOLD_TABLES.values():
+    todo = [
+        table
+        for table in GOLD_TABLES.values()
+        if changes.partitions[table.name] is None or changes.partitions[table.name]
+    ]
+    progress(f"gold: rebuilding {len(todo)} of {len(GOLD_TABLES)} tables, as-of {changes.as_of}")
+    for table in todo:
         table_started = time.monotonic()
         partitions = changes.partitions[table.name]
-        if partitions is not None and not partitions:
-            continue
         frame = table.build(spark, lake, partitions, as_of=summary.as_of, silver=silver)
         rows = table.write_partitions(lake, frame, partitions)
         summary.gold.append(
@@ -306,6 +325,7 @@ def _refresh(
                 time.monotonic() - table_started,
             )
         )
+        progress(summary.gold[-1].line())
     summary.seconds = time.monotonic() - started
     _record_state(lake, summary, changes.products_version, update.bronze_versions)
     return summary
@@ -316,18 +336,25 @@ def run_refresh(settings: Settings, *, full: bool = False) -> int:
     from scm.spark import engine_pid, spark_session
 
     # The lock first: a refused refresh says so at once, without starting Spark.
+    started = time.monotonic()
+
+    def show(line: str) -> None:  # live progress: a first refresh can take minutes
+        print(f"[{time.monotonic() - started:6.1f} s] {line}", flush=True)
+
     with RefreshLock.for_settings(settings, holder="scm refresh") as lock:
+        show("starting Spark")
         spark = spark_session(settings, app_name="scm-refresh")
         lock.note_engine_pid(engine_pid(spark))
-        summary = _run(spark, settings, full=full)
-    for line in summary.lines():
-        print(line, flush=True)
+        summary = _run(spark, settings, full=full, progress=show)
+    print(summary.headline(), flush=True)
     return 0
 
 
-def _run(spark: SparkSession, settings: Settings, *, full: bool) -> RefreshSummary:
+def _run(
+    spark: SparkSession, settings: Settings, *, full: bool, progress: Callable[[str], None]
+) -> RefreshSummary:
     try:
-        return _refresh(spark, settings, full=full, ingest=True)
+        return _refresh(spark, settings, full=full, ingest=True, progress=progress)
     except ScmError:
         raise
     except Exception as error:  # Spark's errors are multi-line JVM traces: keep the first line
