@@ -59,6 +59,7 @@ class LakeLock:
         self.lake = lake
         self.holder = holder  # e.g. "scm refresh" or "Dagster run 1a2b3c4d", for the message
         self._file: IO[str] | None = None
+        self._since = ""  # when this holder took the lock, for the holder line
 
     @classmethod
     def for_settings(cls, settings: Settings, *, holder: str = "") -> Self:
@@ -99,6 +100,7 @@ class LakeLock:
         handle.seek(0)
         previous = handle.read()
         self._file = handle
+        self._since = _now()
         self._taken(previous)
         self.describe()
         return self
@@ -107,7 +109,7 @@ class LakeLock:
         """Rewrite the holder line (``extra`` adds facts such as an engine's pid)."""
         if self._file is None:
             return
-        parts = [f"pid {os.getpid()}", f"started {_now()}"]
+        parts = [f"pid {os.getpid()}", f"started {self._since}"]
         if self.holder:
             parts.append(self.holder)
         if extra:

@@ -558,7 +558,7 @@ def test_refresh_shows_each_step_as_it_finishes(run: Run) -> None:
         f"gold.{name}" for name in GRAIN
     )
     assert all(" in all partitions (" in step for step in steps[5:])
-    assert re.fullmatch(r"refresh 1 \(incremental\) in \d+\.\d s, as-of 2027-05-04", printed[-1])
+    assert re.fullmatch(r"refresh 1 \(first build\) in \d+\.\d s, as-of 2027-05-04", printed[-1])
 
 
 @pytest.mark.parametrize("round_number", [1, 2])

@@ -91,6 +91,7 @@ class RefreshSummary:
 
     refresh_id: int
     full: bool
+    first: bool = False  # no refresh recorded before: every gold table is built
     as_of: dt.date | None = None
     master_data: list[MasterLoad] = field(default_factory=list)
     ingest: str = "not run"
@@ -114,7 +115,7 @@ class RefreshSummary:
         return f"silver: {', '.join(new_rows) if new_rows else 'no new rows'}"
 
     def headline(self) -> str:
-        mode = "full rebuild" if self.full else "incremental"
+        mode = "full rebuild" if self.full else "first build" if self.first else "incremental"
         as_of = self.as_of.isoformat() if self.as_of else "no events yet"
         return f"refresh {self.refresh_id} ({mode}) in {self.seconds:.1f} s, as-of {as_of}"
 
@@ -283,7 +284,9 @@ def _refresh(
     lake = Lake.at(settings.lake)
     previous = read_state(lake)
     # Ids keep rising across full rebuilds, so an old stamp never looks new.
-    summary = RefreshSummary(refresh_id=(previous.refresh_id if previous else 0) + 1, full=full)
+    summary = RefreshSummary(
+        refresh_id=(previous.refresh_id if previous else 0) + 1, full=full, first=previous is None
+    )
     summary.master_data = load_master_data(lake)
     progress(summary.landing_line())
     if ingest:
