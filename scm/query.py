@@ -483,6 +483,19 @@ class LakeQuery:
         self._check_read_only(sql)
         return self._execute(sql, None, max_rows=max_rows, timeout_seconds=timeout_seconds)
 
+    def register(self, name: str, table: pa.Table) -> None:
+        """Copy an Arrow table into the database as table ``name`` (the batch engine's empty
+        inputs); a registered view would be visible to this connection only, not to the
+        cursors queries run on."""
+        with self._lock:
+            self._connection.register("_scm_registering", table)
+            try:
+                self._connection.execute(
+                    f"create or replace table {_quote(name)} as select * from _scm_registering"
+                )
+            finally:
+                self._connection.unregister("_scm_registering")
+
     def close(self) -> None:
         with self._lock:
             self._connection.close()

@@ -17,6 +17,9 @@ from typing import Literal
 from scm.errors import ScmError
 
 StartingOffsets = Literal["earliest", "latest"]
+Engine = Literal["duckdb", "spark"]
+# Engines of the batch layer: DuckDB on one machine, Spark on a cluster (interfaces.md).
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
 
 _KAFKA_PREFIX = "SCM_KAFKA_"
 # SCM_KAFKA_* names that are the platform's own, not librdkafka pass-through.
@@ -54,6 +57,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     state: Path = Path("./.scm")
     spark_master: str = "local[*]"
+    engine: Engine = "duckdb"
     kafka_options: Mapping[str, str] = field(default_factory=dict)
     ingest: IngestOptions = field(default_factory=IngestOptions)
     query_limits: QueryLimits = field(default_factory=QueryLimits)
@@ -189,6 +193,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"SCM_SPARK_MASTER={master!r} is invalid: use local[*], local[N], spark://host:port,"
             " yarn or k8s://..."
         )
+    engine = (environ.get("SCM_ENGINE") or "duckdb").strip().lower()
+    if engine not in ENGINES:
+        raise ScmError(
+            f"SCM_ENGINE={environ.get('SCM_ENGINE')!r} is invalid: use duckdb (one machine)"
+            " or spark (a cluster)"
+        )
     kafka_options = {
         name[len(_KAFKA_PREFIX) :].lower().replace("_", "."): value
         for name, value in sorted(environ.items())
@@ -199,6 +209,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kafka_bootstrap=",".join(servers),
         state=Path(environ.get("SCM_STATE", "./.scm") or "./.scm"),
         spark_master=master,
+        engine=engine,  # type: ignore[arg-type]
         kafka_options=kafka_options,
         ingest=_ingest_options(environ),
         query_limits=QueryLimits(

@@ -1,8 +1,9 @@
-"""Bronze → silver → gold: the SCOR KPI transforms and the refresh that keeps them current.
+"""Bronze → silver → gold: the SCOR KPI models and the refresh that keeps them current.
 
-Pure builders live in :mod:`transforms.silver` and :mod:`transforms.kpis`; the registries
-:data:`SILVER_TABLES` and :data:`GOLD_TABLES` describe every table (grain, partitioning,
-inputs) for the CLI refresh and the Dagster assets alike. See docs/kpis.md.
+Each table is defined once: silver models in :mod:`transforms.silver`, gold tables in
+:mod:`transforms.kpis` (collected in :data:`GOLD_TABLES`), as SQL that either engine of
+:mod:`transforms.engine` runs (``SCM_ENGINE``: DuckDB on one machine, Spark on a cluster).
+See docs/kpis.md and docs/engines.md.
 """
 
 from __future__ import annotations
@@ -10,32 +11,34 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from transforms.gold import GOLD_TABLES, GoldTable, SilverSnapshot, as_of_date
+    from transforms.engine import Engine, open_engine
+    from transforms.gold import GOLD_TABLES, as_of_date
     from transforms.master_data import MasterLoad, load_master_data
+    from transforms.model import GoldTable
     from transforms.refresh import RefreshSummary, refresh, run_refresh
     from transforms.silver import SILVER_TABLES, SilverTable
-    from transforms.silver_update import update_silver
 
 __all__ = [
     "GOLD_TABLES",
     "SILVER_TABLES",
+    "Engine",
     "GoldTable",
     "MasterLoad",
     "RefreshSummary",
-    "SilverSnapshot",
     "SilverTable",
     "as_of_date",
     "load_master_data",
+    "open_engine",
     "refresh",
     "run_refresh",
-    "update_silver",
 ]
 
 _EXPORTS = {
+    "Engine": "transforms.engine",
+    "open_engine": "transforms.engine",
     "GOLD_TABLES": "transforms.gold",
-    "GoldTable": "transforms.gold",
-    "SilverSnapshot": "transforms.gold",
     "as_of_date": "transforms.gold",
+    "GoldTable": "transforms.model",
     "MasterLoad": "transforms.master_data",
     "load_master_data": "transforms.master_data",
     "RefreshSummary": "transforms.refresh",
@@ -43,12 +46,11 @@ _EXPORTS = {
     "run_refresh": "transforms.refresh",
     "SILVER_TABLES": "transforms.silver",
     "SilverTable": "transforms.silver",
-    "update_silver": "transforms.silver_update",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so loading master data (pyarrow only) does not import pyspark.
+    # Lazy, so loading master data (pyarrow only) imports no engine.
     if name in _EXPORTS:
         import importlib
 

@@ -30,11 +30,12 @@ from scm.errors import ScmError
 from scm.lake import Lake
 from scm.lake_lock import LakeBusy, LakeLock
 from scm.settings import Settings
-from transforms.gold import GOLD_TABLES, ChangeSet, Partitions, SilverSnapshot, as_of_date
+from transforms.engine import Engine, open_engine
+from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
 from transforms.lake_io import delta_version, last_commit_metadata, table_exists
 from transforms.master_data import MasterLoad, load_master_data
+from transforms.model import Partitions
 from transforms.silver import SILVER_TABLES
-from transforms.silver_update import update_silver
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -203,7 +204,7 @@ class GoldChanges:
     nothing_new: bool = False
 
 
-def gold_changes(silver: SilverSnapshot, lake: Lake, since: Baseline | None) -> GoldChanges:
+def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
     """The gold partitions that silver rows stamped after ``since`` touch (all when None).
 
     Nothing is touched when silver did not move (read from the Delta logs, no Spark job)
@@ -211,28 +212,29 @@ def gold_changes(silver: SilverSnapshot, lake: Lake, since: Baseline | None) -> 
     decides (a shipment reaches its order's day, a moved as-of date the orders now due).
     ``scm refresh`` and the Dagster silver asset both decide with this function.
     """
+    lake = engine.lake
     products_version = delta_version(lake.bronze("products"))
     if since is None:
         every: dict[str, Partitions] = dict.fromkeys(GOLD_TABLES)
-        return GoldChanges(as_of_date(silver), products_version, every)
+        return GoldChanges(as_of_date(engine), products_version, every)
     products_changed = products_version != since.products_version
     # Unchanged silver versions (read from the logs, no Spark job) mean no new rows.
     moved = silver_versions(lake) != dict(since.silver_versions)
-    newest = as_of_date(silver, only_refresh_after=since.refresh_id) if moved else None
+    newest = as_of_date(engine, only_refresh_after=since.refresh_id) if moved else None
     as_of = max((d for d in (since.as_of, newest) if d is not None), default=None)
     partitions: dict[str, Partitions] = {name: [] for name in GOLD_TABLES}
     if newest is None and not products_changed:
         return GoldChanges(since.as_of, products_version, partitions, nothing_new=True)
-    changes = ChangeSet(
-        silver,
+    changes = Changes(
+        engine,
         since_refresh_id=since.refresh_id,
         as_of_before=since.as_of,
-        as_of=as_of or dt.date(1, 1, 1),
+        as_of=as_of or NO_EVENTS_YET,
         products_changed=products_changed,
     )
     for name, table in GOLD_TABLES.items():
         exists = table_exists(lake.gold(name))
-        partitions[name] = table.affected_partitions(changes) if exists else None
+        partitions[name] = changes.touched(table) if exists else None
     return GoldChanges(as_of, products_version, partitions)
 
 
@@ -254,25 +256,60 @@ def catch_up_ingest(spark: SparkSession, settings: Settings) -> str:
 
 
 def refresh(
-    spark: SparkSession, settings: Settings, *, full: bool = False, ingest: bool = True
+    spark: SparkSession | None, settings: Settings, *, full: bool = False, ingest: bool = True
 ) -> RefreshSummary:
     """Catch everything up and rebuild the gold partitions that new data touches.
 
     ``full`` rebuilds silver from all of bronze and every gold table from scratch
     (backfills, logic changes). ``ingest=False`` skips the Kafka catch-up (bronze is
-    current already, e.g. a continuous ingest is running or the caller ran it). Raises
+    current already, e.g. a continuous ingest is running or the caller ran it). ``spark``
+    serves the ingest and the Spark engine (started when needed and None). Raises
     :class:`RefreshAlreadyRunning` when another refresh holds the lake.
     """
     with RefreshLock.for_settings(settings, holder="scm refresh"):
-        return _refresh(spark, settings, full=full, ingest=ingest)
+        return _refresh(_Sessions(settings, spark), settings, full=full, ingest=ingest)
 
 
 def _quiet(line: str) -> None:
     """The default progress listener: a library caller reads the summary instead."""
 
 
+class _Sessions:
+    """Spark, started only when a step needs it (the ingest, the Spark engine)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spark: SparkSession | None = None,
+        on_start: Callable[[SparkSession], None] | None = None,
+        progress: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.settings, self._spark, self._on_start, self._progress = (
+            settings,
+            spark,
+            on_start,
+            progress,
+        )
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from scm.spark import spark_session
+
+            self._progress("starting Spark")
+            self._spark = spark_session(self.settings, app_name="scm-refresh")
+            if self._on_start is not None:
+                self._on_start(self._spark)
+        return self._spark
+
+    def engine(self) -> Engine:
+        if self.settings.engine == "spark":
+            return open_engine(self.settings, spark=self.spark)
+        return open_engine(self.settings)
+
+
 def _refresh(
-    spark: SparkSession,
+    sessions: _Sessions,
     settings: Settings,
     *,
     full: bool,
@@ -290,11 +327,27 @@ def _refresh(
     summary.master_data = load_master_data(lake)
     progress(summary.landing_line())
     if ingest:
-        summary.ingest = catch_up_ingest(spark, settings)
+        summary.ingest = catch_up_ingest(sessions.spark, settings)
         progress(summary.ingest_line())
-    update = update_silver(
-        spark,
-        lake,
+    engine = sessions.engine()
+    try:
+        return _update(engine, summary, previous, full=full, progress=progress, started=started)
+    finally:
+        engine.close()
+
+
+def _update(
+    engine: Engine,
+    summary: RefreshSummary,
+    previous: RefreshState | None,
+    *,
+    full: bool,
+    progress: Callable[[str], None],
+    started: float,
+) -> RefreshSummary:
+    """Silver, then the gold partitions it touches, then the record."""
+    lake = engine.lake
+    update = engine.update_silver(
         refresh_id=summary.refresh_id,
         full=full,
         read_versions=previous.bronze_versions if previous else None,
@@ -302,8 +355,7 @@ def _refresh(
     summary.silver_rows = update.inserted
     progress(summary.silver_line())
 
-    silver = SilverSnapshot(spark, lake)
-    changes = gold_changes(silver, lake, None if full else previous)
+    changes = gold_changes(engine, None if full else previous)
     summary.as_of = changes.as_of
     if changes.nothing_new:
         progress("gold: up to date, nothing rewritten")
@@ -318,8 +370,7 @@ def _refresh(
     for table in todo:
         table_started = time.monotonic()
         partitions = changes.partitions[table.name]
-        frame = table.build(spark, lake, partitions, as_of=summary.as_of, silver=silver)
-        rows = table.write_partitions(lake, frame, partitions)
+        rows = engine.write_gold(table, partitions, summary.as_of or NO_EVENTS_YET)
         summary.gold.append(
             GoldRefresh(
                 table.name,
@@ -336,7 +387,7 @@ def _refresh(
 
 def run_refresh(settings: Settings, *, full: bool = False) -> int:
     """``scm refresh``: print a short summary; exit code 0 on success."""
-    from scm.spark import engine_pid, spark_session
+    from scm.spark import engine_pid
 
     # The lock first: a refused refresh says so at once, without starting Spark.
     started = time.monotonic()
@@ -345,19 +396,19 @@ def run_refresh(settings: Settings, *, full: bool = False) -> int:
         print(f"[{time.monotonic() - started:6.1f} s] {line}", flush=True)
 
     with RefreshLock.for_settings(settings, holder="scm refresh") as lock:
-        show("starting Spark")
-        spark = spark_session(settings, app_name="scm-refresh")
-        lock.note_engine_pid(engine_pid(spark))
-        summary = _run(spark, settings, full=full, progress=show)
+        sessions = _Sessions(
+            settings, on_start=lambda spark: lock.note_engine_pid(engine_pid(spark)), progress=show
+        )
+        summary = _run(sessions, settings, full=full, progress=show)
     print(summary.headline(), flush=True)
     return 0
 
 
 def _run(
-    spark: SparkSession, settings: Settings, *, full: bool, progress: Callable[[str], None]
+    sessions: _Sessions, settings: Settings, *, full: bool, progress: Callable[[str], None]
 ) -> RefreshSummary:
     try:
-        return _refresh(spark, settings, full=full, ingest=True, progress=progress)
+        return _refresh(sessions, settings, full=full, ingest=True, progress=progress)
     except ScmError:
         raise
     except Exception as error:  # Spark's errors are multi-line JVM traces: keep the first line

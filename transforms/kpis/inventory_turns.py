@@ -10,151 +10,152 @@ days without events, which is why a late inventory event changes every later mon
 Rather than materialising one row per (location, sku, day), each end-of-day level is kept
 with the days it stays valid for, and Σ_days on-hand × unit cost is the overlap of those
 intervals with each period, weighted by level and cost.
+
+Events are replayed in time order; at one instant movements come before a snapshot, so a
+snapshot taken at the same time as a movement already includes it ("after the snapshot"
+means strictly later).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from transforms.model import ChangeSet, Column, GoldTable, Partitions, months_between, ratio
 
-from pyspark.sql import Column, DataFrame, Window
-from pyspark.sql import functions as F
+_STOCK = "location_id, sku"
+_IS_SNAPSHOT = "CASE WHEN event_type = 'inventory_snapshot' THEN 1 ELSE 0 END"
+_TIME_ORDER = f"event_time, {_IS_SNAPSHOT}, event_id"
+_SINCE_SNAPSHOT = (
+    f"PARTITION BY {_STOCK}, snapshot_number ORDER BY {_TIME_ORDER}"
+    " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+)
+_PERIOD_END = "least(last_day(month), :as_of)"
 
-from transforms.kpis.measures import ratio
+# Grain (location_id, sku, day with events): the on-hand level at the end of that day.
+END_OF_DAY_ON_HAND = f"""
+numbered AS (
+    SELECT *, sum({_IS_SNAPSHOT}) OVER (
+        PARTITION BY {_STOCK} ORDER BY {_TIME_ORDER}
+        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS snapshot_number
+    FROM inventory_events
+    WHERE event_date <= :as_of
+),
+replayed AS (
+    SELECT location_id, sku, event_date,
+        coalesce(first_value(on_hand) OVER ({_SINCE_SNAPSHOT}), 0)
+            + sum(coalesce(quantity_delta, 0)) OVER ({_SINCE_SNAPSHOT}) AS on_hand_level,
+        row_number() OVER (
+            PARTITION BY {_STOCK}, event_date
+            ORDER BY event_time DESC, {_IS_SNAPSHOT} DESC, event_id DESC
+        ) AS last_of_day
+    FROM numbered
+),
+end_of_day_on_hand AS (
+    SELECT location_id, sku, event_date AS day, CAST(on_hand_level AS BIGINT) AS on_hand_level
+    FROM replayed
+    WHERE last_of_day = 1
+)
+"""
 
-GRAIN: tuple[str, ...] = ("month", "location_id")
-_STOCK = ("location_id", "sku")
+SQL = f"""
+WITH {END_OF_DAY_ON_HAND},
+levels AS (
+    SELECT *, day AS valid_from,
+        coalesce(
+            CAST(lead(day) OVER (PARTITION BY {_STOCK} ORDER BY day) - INTERVAL 1 DAY AS DATE),
+            :as_of
+        ) AS valid_to
+    FROM end_of_day_on_hand
+),
+level_months AS (
+    SELECT *, unnest(generate_series(
+        CAST(date_trunc('month', valid_from) AS DATE),
+        CAST(date_trunc('month', valid_to) AS DATE),
+        INTERVAL 1 MONTH
+    )) AS month_start
+    FROM levels
+),
+value_days AS (
+    SELECT m.month, m.location_id,
+        CAST(coalesce(sum(
+            (date_diff('day', greatest(m.valid_from, m.month), least(m.valid_to, m.period_end))
+                + 1) * m.on_hand_level * p.unit_cost
+        ), 0) AS DOUBLE) AS inventory_value_days
+    FROM (
+        SELECT *, least(last_day(month), :as_of) AS period_end
+        FROM (SELECT *, CAST(month_start AS DATE) AS month FROM level_months) AS typed
+    ) AS m
+    LEFT JOIN products AS p ON p.sku = m.sku
+    WHERE IN_SCOPE(m.month)
+    GROUP BY m.month, m.location_id
+),
+cogs AS (
+    SELECT month, location_id, CAST(coalesce(sum(value), 0) AS DOUBLE) AS cogs
+    FROM (
+        SELECT CAST(date_trunc('month', s.dispatch_date) AS DATE) AS month,
+            s.ship_from AS location_id, s.quantity * p.unit_cost AS value
+        FROM shipment_lines AS s
+        LEFT JOIN products AS p ON p.sku = s.sku
+        WHERE s.dispatch_date <= :as_of
+    ) AS dispatched
+    WHERE IN_SCOPE(month)
+    GROUP BY month, location_id
+),
+periods AS (
+    SELECT coalesce(v.month, c.month) AS month,
+        coalesce(v.location_id, c.location_id) AS location_id,
+        coalesce(c.cogs, 0.0) AS cogs,
+        coalesce(v.inventory_value_days, 0.0) AS inventory_value_days
+    FROM value_days AS v
+    FULL OUTER JOIN cogs AS c ON c.month = v.month AND c.location_id = v.location_id
+),
+averages AS (
+    SELECT *, inventory_value_days / period_days AS avg_inventory_value
+    FROM (
+        SELECT *, date_diff('day', month, {_PERIOD_END}) + 1 AS period_days FROM periods
+    ) AS sized
+)
+SELECT month, location_id, period_days, cogs, avg_inventory_value,
+    {ratio("cogs", "avg_inventory_value")} * 365.0 / period_days AS inventory_turns,
+    {ratio("avg_inventory_value", "cogs / period_days")} AS days_of_supply
+FROM averages
+"""
 
 
-def end_of_day_on_hand(inventory_events: DataFrame) -> DataFrame:
-    """Grain: (location_id, sku, day with events). The on-hand level at the end of that day.
-
-    Events are replayed in time order; at one instant movements come before a snapshot, so a
-    snapshot taken at the same time as a movement already includes it ("after the snapshot"
-    means strictly later).
-    """
-    in_time_order = [
-        F.col("event_time"),
-        F.when(F.col("event_type") == "inventory_snapshot", 1).otherwise(0),
-        F.col("event_id"),
-    ]
-    stock_history = Window.partitionBy(*_STOCK).orderBy(*in_time_order)
-    since_snapshot = (
-        Window.partitionBy(*_STOCK, "snapshot_number")
-        .orderBy(*in_time_order)
-        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+def touched(changes: ChangeSet) -> Partitions:
+    if changes.products_changed:
+        return None
+    months: set = set()
+    first_inventory_day = changes.dates("SELECT min(event_date) FROM new_inventory_events")
+    if first_inventory_day:  # carries forward into every later month
+        months.update(months_between(min(first_inventory_day), changes.as_of))
+    months |= changes.dates(
+        "SELECT DISTINCT CAST(date_trunc('month', dispatch_date) AS DATE) FROM new_shipment_lines"
     )
-    last_of_day = Window.partitionBy(*_STOCK, "event_date").orderBy(
-        *[column.desc() for column in in_time_order]
-    )
-    return (
-        inventory_events.withColumn(
-            "snapshot_number",
-            F.sum(F.when(F.col("event_type") == "inventory_snapshot", 1).otherwise(0)).over(
-                stock_history.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-            ),
-        )
-        .withColumn(
-            "on_hand_level",
-            F.coalesce(F.first("on_hand").over(since_snapshot), F.lit(0)).cast("long")
-            + F.sum(F.coalesce("quantity_delta", F.lit(0))).over(since_snapshot).cast("long"),
-        )
-        .withColumn("_last_of_day", F.row_number().over(last_of_day))
-        .where(F.col("_last_of_day") == 1)
-        .select(*_STOCK, F.col("event_date").alias("day"), "on_hand_level")
-    )
+    if changes.as_of_before is not None and changes.as_of > changes.as_of_before:
+        # The as-of month's period grows, and new months begin.
+        months.update(months_between(changes.as_of_before, changes.as_of))
+    return sorted(months)
 
 
-def _period_end(month: Column, as_of: dt.date) -> Column:
-    return F.least(F.last_day(month), F.lit(as_of))
-
-
-def inventory_value_days(
-    inventory_events: DataFrame, products: DataFrame, *, as_of: dt.date
-) -> DataFrame:
-    """Grain: (month, location_id). Σ over the period's days and skus of on-hand × unit cost."""
-    by_day = Window.partitionBy(*_STOCK).orderBy("day")
-    levels = (
-        end_of_day_on_hand(inventory_events.where(F.col("event_date") <= F.lit(as_of)))
-        .withColumn("valid_from", F.col("day"))
-        .withColumn(
-            "valid_to",
-            F.coalesce(F.date_sub(F.lead("day").over(by_day), 1), F.lit(as_of)),
-        )
-    )
-    per_month = levels.withColumn(
-        "month",
-        F.explode(
-            F.sequence(
-                F.trunc("valid_from", "month"),
-                F.trunc("valid_to", "month"),
-                F.expr("interval 1 month"),
-            )
-        ),
-    ).withColumn(
-        "days_at_level",
-        F.datediff(
-            F.least("valid_to", _period_end(F.col("month"), as_of)),
-            F.greatest("valid_from", "month"),
-        )
-        + 1,
-    )
-    return (
-        per_month.join(products.select("sku", "unit_cost"), "sku", "left")
-        .groupBy(*GRAIN)
-        .agg(
-            F.coalesce(
-                F.sum(F.col("days_at_level") * F.col("on_hand_level") * F.col("unit_cost")),
-                F.lit(0),
-            )
-            .cast("double")
-            .alias("inventory_value_days")
-        )
-    )
-
-
-def cost_of_goods_dispatched(
-    shipment_lines: DataFrame, products: DataFrame, *, as_of: dt.date
-) -> DataFrame:
-    """Grain: (month, location_id). Σ dispatched quantity × unit cost in the period."""
-    return (
-        shipment_lines.where(F.col("dispatch_date") <= F.lit(as_of))
-        .join(products.select("sku", "unit_cost"), "sku", "left")
-        .groupBy(
-            F.trunc("dispatch_date", "month").alias("month"),
-            F.col("ship_from").alias("location_id"),
-        )
-        .agg(
-            F.coalesce(F.sum(F.col("quantity") * F.col("unit_cost")), F.lit(0))
-            .cast("double")
-            .alias("cogs")
-        )
-    )
-
-
-def inventory_turns_monthly(
-    inventory_events: DataFrame,
-    shipment_lines: DataFrame,
-    products: DataFrame,
-    *,
-    as_of: dt.date,
-) -> DataFrame:
-    """Annualised inventory turns and days of supply per month and location up to ``as_of``."""
-    period_days = F.datediff(_period_end(F.col("month"), as_of), F.col("month")) + 1
-    cogs_per_day = F.col("cogs") / F.col("period_days")
-    return (
-        inventory_value_days(inventory_events, products, as_of=as_of)
-        .join(cost_of_goods_dispatched(shipment_lines, products, as_of=as_of), list(GRAIN), "full")
-        .select(
-            *GRAIN,
-            period_days.cast("int").alias("period_days"),
-            F.coalesce("cogs", F.lit(0.0)).alias("cogs"),
-            F.coalesce("inventory_value_days", F.lit(0.0)).alias("inventory_value_days"),
-        )
-        .withColumn("avg_inventory_value", F.col("inventory_value_days") / F.col("period_days"))
-        .withColumn(
-            "inventory_turns",
-            ratio(F.col("cogs"), F.col("avg_inventory_value")) * 365.0 / F.col("period_days"),
-        )
-        .withColumn("days_of_supply", ratio(F.col("avg_inventory_value"), cogs_per_day))
-        .drop("inventory_value_days")
-    )
+TABLE = GoldTable(
+    name="inventory_turns_monthly",
+    description="Annualised inventory turns and days of supply per location (month to the "
+    "as-of date).",
+    grain=("month", "location_id"),
+    columns=(
+        Column("month", "DATE", "first day of the month"),
+        Column("location_id", "VARCHAR", "location"),
+        Column("period_days", "INTEGER", "days of the month up to the as-of date"),
+        Column("cogs", "DOUBLE", "Σ dispatched quantity × unit cost in the period"),
+        Column("avg_inventory_value", "DOUBLE", "Σ_days on-hand × unit cost / period_days"),
+        Column("inventory_turns", "DOUBLE", "cogs / avg_inventory_value × 365 / period_days"),
+        Column("days_of_supply", "DOUBLE", "avg_inventory_value / (cogs / period_days)"),
+    ),
+    partition_column="month",
+    granularity="month",
+    inputs=("inventory_events", "shipment_lines", "products"),
+    sql=SQL,
+    touched=touched,
+    # Not avg_inventory_value >= 0: on-hand may go below zero (movements before a count).
+    invariants=("period_days between 1 and 31", "cogs >= 0"),
+)

@@ -7,28 +7,43 @@ fully delivered order. Cycle time of an order = its latest ``shipment_delivered`
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+from transforms.kpis.order_fulfilment import ORDER_FULFILMENT, ORDER_GRAIN
+from transforms.model import ChangeSet, Column, GoldTable, Partitions
+from transforms.model import order_days_touched as _order_days
 
-from transforms.kpis.order_fulfilment import order_fulfilment
-
-GRAIN: tuple[str, ...] = ("order_date", "ship_from", "channel")
 _MICROSECONDS_PER_DAY = 86_400_000_000.0
 
+SQL = f"""
+WITH {ORDER_FULFILMENT}
+SELECT order_date, ship_from, channel,
+    count(*) AS orders_delivered,
+    avg(CAST(date_diff('microsecond', order_time, last_delivery_time) AS DOUBLE)
+        / {_MICROSECONDS_PER_DAY}) AS avg_cycle_time_days
+FROM orders_fulfilled
+WHERE is_fully_delivered
+GROUP BY order_date, ship_from, channel
+"""
 
-def order_cycle_time_daily(
-    order_lines: DataFrame, shipment_lines: DataFrame, deliveries: DataFrame
-) -> DataFrame:
-    """Average cycle time of fully delivered orders per order day, location and channel."""
-    cycle_time_days = (F.unix_micros("last_delivery_time") - F.unix_micros("order_time")) / F.lit(
-        _MICROSECONDS_PER_DAY
-    )
-    return (
-        order_fulfilment(order_lines, shipment_lines, deliveries)
-        .where(F.col("is_fully_delivered"))
-        .groupBy(*GRAIN)
-        .agg(
-            F.count(F.lit(1)).cast("long").alias("orders_delivered"),
-            F.avg(cycle_time_days).cast("double").alias("avg_cycle_time_days"),
-        )
-    )
+
+def touched(changes: ChangeSet) -> Partitions:
+    return sorted(_order_days(changes, ("shipment_lines", "deliveries")))
+
+
+TABLE = GoldTable(
+    name="order_cycle_time_daily",
+    description="SCOR RS.1.1 order fulfillment cycle time of fully delivered orders, in days.",
+    grain=ORDER_GRAIN,
+    columns=(
+        Column("order_date", "DATE", "day the orders were placed (UTC)"),
+        Column("ship_from", "VARCHAR", "shipping location"),
+        Column("channel", "VARCHAR", "sales channel"),
+        Column("orders_delivered", "BIGINT", "orders whose every line is delivered"),
+        Column("avg_cycle_time_days", "DOUBLE", "mean of (last delivery − order placed) in days"),
+    ),
+    partition_column="order_date",
+    granularity="day",
+    inputs=("order_lines", "shipment_lines", "deliveries"),
+    sql=SQL,
+    touched=touched,
+    invariants=("orders_delivered >= 1", "avg_cycle_time_days >= 0"),
+)

@@ -4,111 +4,74 @@ kpis.md, shared definitions: *dispatched by day D* sums ``shipment_dispatched`` 
 quantities for the (order_id, line_no) dispatched on days ≤ D; *delivered quantity* sums the
 lines of shipments that have a ``shipment_delivered`` event. A shipment reported delivered
 twice counts its lines once.
+
+:data:`ORDER_FULFILMENT` is a list of SQL common table expressions (without the leading
+``WITH``) over the orders placed on the days in scope:
+
+- ``line_fulfilment``, grain order line: ``ordered_units``, ``dispatched_by_requested_units``,
+  ``delivered_units``;
+- ``orders_fulfilled``, grain order: ``lines``, ``lines_filled``, ``units_ordered``,
+  ``units_filled``, ``is_filled`` (every line filled), ``is_fully_delivered``,
+  ``last_delivery_time`` and ``has_only_on_time_clean_deliveries`` (every delivery on a day
+  ≤ the requested date, ``condition = ok`` and ``documents_ok``; true without deliveries).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+ORDER_GRAIN: tuple[str, ...] = ("order_date", "ship_from", "channel")
 
-ORDER_ATTRIBUTES: tuple[str, ...] = (
-    "order_id",
-    "order_date",
-    "order_time",
-    "ship_from",
-    "channel",
-    "requested_delivery_date",
+_ORDER = "order_id, order_date, order_time, ship_from, channel, requested_delivery_date"
+
+ORDER_FULFILMENT = f"""
+orders AS (
+    SELECT * FROM order_lines WHERE IN_SCOPE(order_date)
+),
+delivered_shipments AS (
+    SELECT DISTINCT shipment_id FROM deliveries
+    WHERE order_id IN (SELECT order_id FROM orders)
+),
+shipped AS (
+    SELECT s.order_id, s.line_no, s.quantity AS shipped_units, s.dispatch_date,
+        d.shipment_id IS NOT NULL AS is_delivered
+    FROM shipment_lines AS s
+    LEFT JOIN delivered_shipments AS d ON d.shipment_id = s.shipment_id
+    WHERE s.order_id IN (SELECT order_id FROM orders)
+),
+line_fulfilment AS (
+    SELECT o.order_id, o.order_date, o.order_time, o.ship_from, o.channel,
+        o.requested_delivery_date, o.line_no, o.sku, o.quantity AS ordered_units,
+        coalesce(sum(CASE WHEN s.dispatch_date <= o.requested_delivery_date
+            THEN s.shipped_units END), 0) AS dispatched_by_requested_units,
+        coalesce(sum(CASE WHEN s.is_delivered THEN s.shipped_units END), 0) AS delivered_units
+    FROM orders AS o
+    LEFT JOIN shipped AS s ON s.order_id = o.order_id AND s.line_no = o.line_no
+    GROUP BY o.order_id, o.order_date, o.order_time, o.ship_from, o.channel,
+        o.requested_delivery_date, o.line_no, o.sku, o.quantity
+),
+order_totals AS (
+    SELECT {_ORDER},
+        count(*) AS lines,
+        count(CASE WHEN dispatched_by_requested_units >= ordered_units THEN 1 END)
+            AS lines_filled,
+        sum(ordered_units) AS units_ordered,
+        sum(least(dispatched_by_requested_units, ordered_units)) AS units_filled,
+        bool_and(dispatched_by_requested_units >= ordered_units) AS is_filled,
+        bool_and(delivered_units >= ordered_units) AS is_fully_delivered
+    FROM line_fulfilment
+    GROUP BY {_ORDER}
+),
+delivery_facts AS (
+    SELECT d.order_id, max(d.delivery_time) AS last_delivery_time,
+        bool_and(coalesce(d.delivery_date <= o.requested_delivery_date
+            AND d.condition = 'ok' AND d.documents_ok, FALSE)) AS is_clean
+    FROM deliveries AS d
+    JOIN order_totals AS o ON o.order_id = d.order_id
+    GROUP BY d.order_id
+),
+orders_fulfilled AS (
+    SELECT o.*, f.last_delivery_time,
+        coalesce(f.is_clean, TRUE) AS has_only_on_time_clean_deliveries
+    FROM order_totals AS o
+    LEFT JOIN delivery_facts AS f ON f.order_id = o.order_id
 )
-
-
-def order_line_fulfilment(
-    order_lines: DataFrame, shipment_lines: DataFrame, deliveries: DataFrame | None
-) -> DataFrame:
-    """Grain: order line. Ordered, dispatched-by-requested-date and delivered units.
-
-    Without ``deliveries`` (fill rate needs none) nothing counts as delivered.
-    """
-    shipped = shipment_lines.select(
-        "order_id",
-        "line_no",
-        "shipment_id",
-        F.col("quantity").alias("shipped_units"),
-        "dispatch_date",
-    )
-    if deliveries is None:
-        shipped = shipped.withColumn("is_delivered", F.lit(False))
-    else:
-        delivered_shipments = (
-            deliveries.select("shipment_id").distinct().withColumn("is_delivered", F.lit(True))
-        )
-        shipped = shipped.join(delivered_shipments, "shipment_id", "left")
-    lines = order_lines.select(
-        *ORDER_ATTRIBUTES, "line_no", F.col("quantity").alias("ordered_units")
-    )
-    return (
-        lines.join(shipped, ["order_id", "line_no"], "left")
-        .groupBy(*ORDER_ATTRIBUTES, "line_no", "ordered_units")
-        .agg(
-            F.coalesce(
-                F.sum(
-                    F.when(
-                        F.col("dispatch_date") <= F.col("requested_delivery_date"),
-                        F.col("shipped_units"),
-                    )
-                ),
-                F.lit(0),
-            ).alias("dispatched_by_requested_units"),
-            F.coalesce(
-                F.sum(F.when(F.col("is_delivered"), F.col("shipped_units"))), F.lit(0)
-            ).alias("delivered_units"),
-        )
-        .withColumn(
-            "is_line_filled", F.col("dispatched_by_requested_units") >= F.col("ordered_units")
-        )
-        .withColumn("is_line_delivered", F.col("delivered_units") >= F.col("ordered_units"))
-    )
-
-
-def order_fulfilment(
-    order_lines: DataFrame, shipment_lines: DataFrame, deliveries: DataFrame | None
-) -> DataFrame:
-    """Grain: order. Line counts, units, and whether it was filled, delivered and perfect.
-
-    ``has_only_on_time_clean_deliveries`` is true when every delivery of the order happened
-    on a day ≤ its requested date with ``condition = ok`` and ``documents_ok``; an order
-    with no delivery yet has nothing late or damaged, but is not fully delivered either.
-    Without ``deliveries`` only the dispatch facts are returned.
-    """
-    lines = order_line_fulfilment(order_lines, shipment_lines, deliveries)
-    orders = lines.groupBy(*ORDER_ATTRIBUTES).agg(
-        F.count(F.lit(1)).cast("long").alias("lines"),
-        F.count(F.when(F.col("is_line_filled"), True)).cast("long").alias("lines_filled"),
-        F.sum("ordered_units").cast("long").alias("units_ordered"),
-        F.sum(F.least("dispatched_by_requested_units", "ordered_units"))
-        .cast("long")
-        .alias("units_filled"),
-        F.bool_and("is_line_filled").alias("is_filled"),
-        F.bool_and("is_line_delivered").alias("is_fully_delivered"),
-    )
-    if deliveries is None:
-        return orders
-    due = orders.select("order_id", "requested_delivery_date")
-    delivery_facts = (
-        deliveries.join(due, "order_id")
-        .groupBy("order_id")
-        .agg(
-            F.max("delivery_time").alias("last_delivery_time"),
-            F.bool_and(
-                F.coalesce(
-                    (F.col("delivery_date") <= F.col("requested_delivery_date"))
-                    & (F.col("condition") == "ok")
-                    & (F.col("documents_ok")),
-                    F.lit(False),
-                )
-            ).alias("has_only_on_time_clean_deliveries"),
-        )
-    )
-    return orders.join(delivery_facts, "order_id", "left").withColumn(
-        "has_only_on_time_clean_deliveries",
-        F.coalesce("has_only_on_time_clean_deliveries", F.lit(True)),
-    )
+"""

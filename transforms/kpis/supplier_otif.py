@@ -4,52 +4,60 @@ Grain: (``expected_date``, ``supplier_id``). A PO line is OTIF when the quantity
 it (``po_received`` lines of that po_id and line_no) on days ≤ its PO's expected date covers
 the ordered quantity. Only PO lines due by the as-of date (``expected_date`` ≤ as-of) count;
 a group with none has no row.
-Invariant: po_lines_otif ≤ po_lines.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from transforms.model import ChangeSet, Column, GoldTable, Partitions, newly_due, ratio
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+SQL = f"""
+WITH due_lines AS (
+    SELECT po_id, line_no, supplier_id, expected_date, quantity
+    FROM po_lines
+    WHERE IN_SCOPE(expected_date) AND expected_date <= :as_of
+),
+received AS (
+    SELECT l.po_id, l.line_no, l.supplier_id, l.expected_date, l.quantity,
+        coalesce(sum(CASE WHEN r.received_date <= l.expected_date THEN r.quantity END), 0)
+            AS received_on_time_units
+    FROM due_lines AS l
+    LEFT JOIN po_receipt_lines AS r ON r.po_id = l.po_id AND r.line_no = l.line_no
+    GROUP BY l.po_id, l.line_no, l.supplier_id, l.expected_date, l.quantity
+),
+groups AS (
+    SELECT expected_date, supplier_id,
+        count(*) AS po_lines,
+        count(CASE WHEN received_on_time_units >= quantity THEN 1 END) AS po_lines_otif
+    FROM received
+    GROUP BY expected_date, supplier_id
+)
+SELECT *, {ratio("po_lines_otif", "po_lines")} AS otif_rate FROM groups
+"""
 
-from transforms.kpis.measures import count_where, ratio
 
-GRAIN: tuple[str, ...] = ("expected_date", "supplier_id")
-
-
-def supplier_otif_daily(
-    po_lines: DataFrame, po_receipt_lines: DataFrame, *, as_of: dt.date
-) -> DataFrame:
-    """On-time-in-full rate of the PO lines due by ``as_of``, per expected date and supplier."""
-    ordered = po_lines.where(F.col("expected_date") <= F.lit(as_of)).select(
-        "po_id", "line_no", "supplier_id", "expected_date", "quantity"
+def touched(changes: ChangeSet) -> Partitions:
+    days = changes.dates(
+        "SELECT DISTINCT expected_date FROM new_po_lines UNION SELECT DISTINCT expected_date"
+        " FROM po_lines WHERE po_id IN (SELECT po_id FROM new_po_receipt_lines)"
     )
-    receipts = po_receipt_lines.select(
-        "po_id", "line_no", F.col("quantity").alias("received_units"), "received_date"
-    )
-    lines = (
-        ordered.join(receipts, ["po_id", "line_no"], "left")
-        .groupBy("po_id", "line_no", "supplier_id", "expected_date", "quantity")
-        .agg(
-            F.coalesce(
-                F.sum(
-                    F.when(
-                        F.col("received_date") <= F.col("expected_date"), F.col("received_units")
-                    )
-                ),
-                F.lit(0),
-            ).alias("received_on_time_units")
-        )
-    )
-    return (
-        lines.groupBy(*GRAIN)
-        .agg(
-            F.count(F.lit(1)).cast("long").alias("po_lines"),
-            count_where(F.col("received_on_time_units") >= F.col("quantity")).alias(
-                "po_lines_otif"
-            ),
-        )
-        .withColumn("otif_rate", ratio(F.col("po_lines_otif"), F.col("po_lines")))
-    )
+    return sorted(days | newly_due(changes, "po_lines", "expected_date", "expected_date"))
+
+
+TABLE = GoldTable(
+    name="supplier_otif_daily",
+    description="Supplier on-time-in-full: PO lines received in full by their expected date.",
+    grain=("expected_date", "supplier_id"),
+    columns=(
+        Column("expected_date", "DATE", "the PO's expected delivery date"),
+        Column("supplier_id", "VARCHAR", "supplier"),
+        Column("po_lines", "BIGINT", "PO lines due by the as-of date"),
+        Column("po_lines_otif", "BIGINT", "received in full on days ≤ the expected date"),
+        Column("otif_rate", "DOUBLE", "po_lines_otif / po_lines"),
+    ),
+    partition_column="expected_date",
+    granularity="day",
+    inputs=("po_lines", "po_receipt_lines"),
+    sql=SQL,
+    touched=touched,
+    invariants=("po_lines_otif <= po_lines",),
+)

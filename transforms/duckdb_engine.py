@@ -1,0 +1,181 @@
+"""The DuckDB engine: the SQL models in-process over Delta snapshots, written by delta-rs.
+
+Reads go through :class:`scm.query.LakeQuery` (the current snapshot of every table, the
+same reader ``scm sql`` uses, with its memory and spill limits); results come back as
+Arrow and are written with ``write_deltalake``: gold partitions replaced with a predicate
+(one commit per table), silver rows appended (one commit per table that has new rows).
+
+Silver is kept current without checkpoints: an event is new when its ``event_id`` is not
+in its silver table yet, so a bronze copy of an event that arrives in a later refresh is
+dropped (deduplication spans all history) and an update replayed after a crash inserts
+nothing twice. Only bronze tables whose version moved since the last update are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from scm.contracts import TOPICS, bronze_arrow_schema, master_arrow_schema
+from scm.lake import EVENT_ENTITIES, Lake
+from scm.query import open_lake_for
+from transforms.engine import Engine, SilverUpdate
+from transforms.lake_io import delta_version, table_exists
+from transforms.model import GoldTable, Partitions
+from transforms.silver import (
+    DIMENSIONS,
+    FIRST_ARRIVALS,
+    REFRESH_ID,
+    SILVER_TABLES,
+    SilverTable,
+    silver_tables_of,
+)
+from transforms.sql import scope_predicate
+
+if TYPE_CHECKING:
+    from scm.settings import Settings
+
+_TOPIC_OF_ENTITY = {topic.entity: name for name, topic in TOPICS.items()}
+
+
+def _write(path: str, data: pa.Table, **options: Any) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(path, data, **options)
+
+
+def _table_schema(path: str) -> pa.Schema:
+    from deltalake import DeltaTable
+
+    return pa.schema(DeltaTable(path).schema().to_arrow())  # type: ignore[arg-type]
+
+
+class DuckDBEngine(Engine):
+    """The batch layer on one machine (see the module doc)."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(self, settings: Settings, lake: Lake) -> None:
+        super().__init__(lake)
+        self.db = open_lake_for(settings)
+        self._empty: set[str] = set()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def relation(self, logical: str) -> str:
+        if self.db.has_table(f"silver.{logical}"):
+            return f"silver.{logical}"
+        empty = f"_empty_{logical}"
+        if empty not in self._empty:
+            if logical in DIMENSIONS:
+                schema = master_arrow_schema(logical)
+            else:
+                schema = self.silver_schema(SILVER_TABLES[logical])
+            self.db.register(empty, schema.empty_table())
+            self._empty.add(empty)
+        return empty
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        result = self.db.query(sql)
+        return list(zip(*(column.to_pylist() for column in result.columns), strict=True))
+
+    def query(self, sql: str) -> pa.Table:
+        return self.db.query(sql)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- silver -------------------------------------------------------------------------
+
+    def _bronze_relation(self, source: str) -> str:
+        if self.db.has_table(f"bronze.{source}"):
+            return f"bronze.{source}"
+        empty = f"_empty_bronze_{source}"
+        if empty not in self._empty:
+            self.db.register(empty, bronze_arrow_schema(_TOPIC_OF_ENTITY[source]).empty_table())
+            self._empty.add(empty)
+        return empty
+
+    def _silver_rows_sql(
+        self, table: SilverTable, bronze: str, refresh_id: int, only_new: bool
+    ) -> str:
+        new = (
+            f" WHERE event_id NOT IN (SELECT event_id FROM silver.{table.name})" if only_new else ""
+        )
+        return self.render(
+            f"WITH bronze AS (SELECT * FROM {bronze}),"
+            f" bronze_events AS (SELECT * FROM ({FIRST_ARRIVALS}) AS first_arrivals{new})"
+            f" SELECT *, CAST({refresh_id} AS BIGINT) AS {REFRESH_ID} FROM ({table.sql}) AS rows"
+        )
+
+    def silver_schema(self, table: SilverTable) -> pa.Schema:
+        """The schema of a silver table: its model run over an empty bronze table."""
+        empty = f"_empty_bronze_{table.source}"
+        if empty not in self._empty:
+            schema = bronze_arrow_schema(_TOPIC_OF_ENTITY[table.source])
+            self.db.register(empty, schema.empty_table())
+            self._empty.add(empty)
+        return self.db.query(self._silver_rows_sql(table, empty, 0, only_new=False)).schema
+
+    def update_silver(
+        self,
+        *,
+        refresh_id: int,
+        full: bool = False,
+        read_versions: Mapping[str, int | None] | None = None,
+    ) -> SilverUpdate:
+        versions = {source: delta_version(self.lake.bronze(source)) for source in EVENT_ENTITIES}
+        inserted = dict.fromkeys(SILVER_TABLES, 0)
+        for source in EVENT_ENTITIES:
+            unchanged = bool(read_versions) and read_versions.get(source) == versions[source]
+            if not full and (versions[source] is None or unchanged):
+                continue
+            bronze = self._bronze_relation(source)
+            for table in silver_tables_of(source):
+                path = self.lake.silver(table.name)
+                exists = table_exists(path)
+                rows = self.db.query(
+                    self._silver_rows_sql(table, bronze, refresh_id, only_new=exists and not full)
+                )
+                if full:
+                    _write(path, rows, mode="overwrite", schema_mode="overwrite")
+                elif rows.num_rows:
+                    if exists:
+                        _write(path, rows.cast(_table_schema(path)), mode="append")
+                    else:
+                        _write(path, rows, mode="overwrite")
+                inserted[table.name] = rows.num_rows
+        return SilverUpdate(inserted, versions)
+
+    # -- gold ---------------------------------------------------------------------------
+
+    def gold_rows(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> pa.Table:
+        """The rows of ``partitions`` of ``table``, typed as the table declares."""
+        return self.db.query(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
+
+    def write_gold(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> int:
+        if partitions is not None and not partitions:
+            return 0
+        rows = self.gold_rows(table, partitions, as_of)
+        path = self.lake.gold(table.name)
+        if partitions is None or not table_exists(path):
+            _write(
+                path,
+                rows,
+                mode="overwrite",
+                schema_mode="overwrite",
+                partition_by=[table.partition_column],
+            )
+        else:
+            _write(
+                path,
+                rows.cast(_table_schema(path)),
+                mode="overwrite",
+                predicate=scope_predicate(table.partition_column, partitions),
+                partition_by=[table.partition_column],
+            )
+        return rows.num_rows

@@ -1,0 +1,123 @@
+"""The two engines of the batch layer behind one interface (``SCM_ENGINE``).
+
+``duckdb`` (the default on one machine) runs the SQL models in-process over the current
+Delta snapshots and writes through delta-rs; ``spark`` (a cluster, ``SCM_SPARK_MASTER``)
+runs the same SQL, transpiled, and writes through delta-spark. Both write the same tables
+(paths, column names and types), so either picks up a lake the other wrote. Streaming
+ingest is always Spark.
+
+An engine answers three kinds of request: small queries (:meth:`Engine.dates`), "replace
+these partitions of a gold table" (:meth:`Engine.write_gold`) and "bring silver up to date
+with bronze" (:meth:`Engine.update_silver`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scm.lake import Lake
+from transforms.model import GoldTable, Partitions
+from transforms.silver import DIMENSIONS, SILVER_TABLES
+from transforms.sql import Dialect, render
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from scm.settings import Settings
+
+LOGICAL_TABLES: tuple[str, ...] = (*SILVER_TABLES, *DIMENSIONS)
+
+
+@dataclass(frozen=True)
+class SilverUpdate:
+    """Rows inserted per silver table, and the bronze versions that were read up to."""
+
+    inserted: dict[str, int]
+    bronze_versions: dict[str, int | None]
+
+
+class Engine(ABC):
+    """Runs the SQL models of :mod:`transforms.silver` and :mod:`transforms.kpis`."""
+
+    name: str
+    dialect: Dialect
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+
+    @abstractmethod
+    def relation(self, logical: str) -> str:
+        """What the engine reads for a silver table or dimension (empty when absent)."""
+
+    @abstractmethod
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a small query already in the engine's dialect."""
+
+    @abstractmethod
+    def write_gold(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> int:
+        """Replace ``partitions`` (all when None) of ``table`` in one commit; rows written."""
+
+    @abstractmethod
+    def update_silver(
+        self,
+        *,
+        refresh_id: int,
+        full: bool = False,
+        read_versions: Mapping[str, int | None] | None = None,
+    ) -> SilverUpdate:
+        """Insert the bronze events new to silver, each once, stamped with ``refresh_id``.
+
+        ``read_versions``: bronze versions a previous update read completely; a bronze table
+        still at that version is not read at all. ``full`` rebuilds silver from all of
+        bronze (the backfill path after a logic change).
+        """
+
+    def render(
+        self,
+        text: str,
+        *,
+        as_of: dt.date | None = None,
+        partitions: Partitions = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> str:
+        # Only the inputs the text names (a superset is harmless): opening one can cost a query.
+        named = set(re.findall(r"[A-Za-z_]+", text))
+        tables = {name: self.relation(name) for name in LOGICAL_TABLES if name in named}
+        return render(
+            text, self.dialect, tables, as_of=as_of, partitions=partitions, parameters=parameters
+        )
+
+    def dates(
+        self,
+        text: str,
+        *,
+        as_of: dt.date | None = None,
+        parameters: Mapping[str, str] | None = None,
+    ) -> set[dt.date]:
+        """The non-null values of the first column of a model-dialect query."""
+        sql = self.render(text, as_of=as_of, parameters=parameters)
+        return {row[0] for row in self.rows(sql) if row[0] is not None}
+
+    def close(self) -> None:  # noqa: B027 (most engines hold nothing)
+        """Release what the engine holds (the Spark engine leaves its session running)."""
+
+
+def open_engine(settings: Settings, *, spark: SparkSession | None = None) -> Engine:
+    """The engine ``SCM_ENGINE`` names; the Spark engine uses ``spark`` or starts one."""
+    lake = Lake.at(settings.lake)
+    if settings.engine == "spark":
+        from transforms.spark_engine import SparkEngine
+
+        if spark is None:
+            from scm.spark import spark_session
+
+            spark = spark_session(settings, app_name="scm-refresh")
+        return SparkEngine(spark, lake)
+    from transforms.duckdb_engine import DuckDBEngine
+
+    return DuckDBEngine(settings, lake)
