@@ -1,19 +1,17 @@
 """Asset checks: each table's grain and invariants, checked next to the asset that writes it.
 
-Gold rules are evaluated in one Spark aggregation per table (:func:`evaluate`, a pure
-function of a DataFrame, so a hand-made bad table can be fed to it). They read the whole
-table, not only the partitions just written: a gold table is small, and a rule broken by an
-older partition is still broken. Bronze checks read only the Delta log (no Spark). Silver
-has no scan-the-table checks on purpose: it grows with every event and is refreshed every
-few minutes; its grain is the MERGE key, so uniqueness is enforced by the write itself.
+Gold rules are each table's own (its definition in :mod:`transforms.kpis`), counted by the
+batch engine (:func:`transforms.checks.check_table`). Bronze checks read only the Delta
+log. Silver has no scan-the-table checks on purpose: it grows with every event and is
+refreshed every few minutes; its grain is enforced by the write itself (an event already
+in silver is never inserted again).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
@@ -22,11 +20,9 @@ from orchestration.assets.gold import gold_key
 from orchestration.resources import ScmSettings, SparkResource
 from orchestration.table_metadata import delta_row_count
 from scm.lake import EVENT_ENTITIES
+from transforms.checks import RuleOutcome, TableRules, check_table, outcomes_by_check
 from transforms.gold import GOLD_TABLES
 from transforms.lake_io import table_exists
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 # Above this share of rejected messages, producers are broken, not unlucky.
 MAX_QUARANTINE_RATE = 0.05
@@ -34,106 +30,9 @@ MAX_QUARANTINE_RATE = 0.05
 MAX_BRONZE_AGE = dt.timedelta(hours=2)
 
 
-INVARIANT = "invariant: "
-
-
-@dataclass(frozen=True)
-class TableRules:
-    """What must hold for every row of a table: a unique, non-null grain and invariants.
-
-    ``invariants`` maps a name to a SQL condition each row must satisfy (null counts as
-    satisfied, so an undefined ratio is not a violation); ``rates`` are columns in [0, 1].
-    """
-
-    grain: tuple[str, ...]
-    rates: tuple[str, ...] = ()
-    invariants: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RuleOutcome:
-    """Violations of one rule and an example of a violating row (for the check's page)."""
-
-    violations: int
-    example: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.violations == 0
-
-
-GOLD_INVARIANTS: dict[str, dict[str, str]] = {
-    "fill_rate_daily": {
-        "orders_filled <= orders": "orders_filled <= orders",
-        "lines_filled <= lines": "lines_filled <= lines",
-        "units_filled <= units_ordered": "units_filled <= units_ordered",
-    },
-    "perfect_order_daily": {"perfect_orders <= orders": "perfect_orders <= orders"},
-    "order_cycle_time_daily": {
-        "orders_delivered >= 1": "orders_delivered >= 1",
-        "avg_cycle_time_days >= 0": "avg_cycle_time_days >= 0",
-    },
-    # Not avg_inventory_value >= 0: on-hand may go below zero (movements before a count).
-    "inventory_turns_monthly": {
-        "period_days in 1..31": "period_days between 1 and 31",
-        "cogs >= 0": "cogs >= 0",
-    },
-    "returns_cost_daily": {
-        "units_returned >= returns >= 1": "units_returned >= returns and returns >= 1",
-        "refund_amount >= 0": "refund_amount >= 0",
-        "processing_cost >= 0": "processing_cost >= 0",
-    },
-    "supplier_otif_daily": {"po_lines_otif <= po_lines": "po_lines_otif <= po_lines"},
-}
-
 GOLD_RULES: dict[str, TableRules] = {
-    name: TableRules(
-        grain=table.grain,
-        rates=tuple(column for column in table.columns if column.endswith("_rate")),
-        invariants=GOLD_INVARIANTS.get(name, {}),
-    )
-    for name, table in GOLD_TABLES.items()
+    name: TableRules.of(table) for name, table in GOLD_TABLES.items()
 }
-
-
-def evaluate(frame: DataFrame, rules: TableRules) -> dict[str, RuleOutcome]:
-    """Count the violations of every rule in one pass over ``frame``.
-
-    Outcomes are keyed ``grain_is_unique``, ``grain_has_no_nulls``, ``rates_within_0_1``
-    and ``invariant: <name>`` per invariant.
-    """
-    from pyspark.sql import functions as F
-
-    def violating(condition: str) -> F.Column:
-        return F.expr(f"not coalesce({condition}, true)")
-
-    grain = [F.col(column) for column in rules.grain]
-    null_key = " or ".join(f"{column} is null" for column in rules.grain)
-    rates = " or ".join(f"({c} < 0 or {c} > 1)" for c in rules.rates) or "false"
-    conditions = {
-        "grain_has_no_nulls": F.expr(null_key),
-        "rates_within_0_1": F.expr(rates),
-        **{f"{INVARIANT}{name}": violating(sql) for name, sql in rules.invariants.items()},
-    }
-    row = frame.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count_distinct(F.struct(*grain)).alias("distinct_grain"),
-        *[F.count_if(condition).alias(name) for name, condition in conditions.items()],
-    ).first()
-    assert row is not None
-    outcomes = {"grain_is_unique": RuleOutcome(int(row["rows"]) - int(row["distinct_grain"]))}
-    for name, condition in conditions.items():
-        count = int(row[name] or 0)
-        example = None
-        if count:
-            first = frame.where(condition).limit(1).collect()
-            example = str(first[0].asDict()) if first else None
-        outcomes[name] = RuleOutcome(count, example)
-    duplicates = outcomes["grain_is_unique"].violations
-    if duplicates:
-        repeated = frame.groupBy(*grain).count().where("count > 1").limit(1).collect()
-        outcomes["grain_is_unique"] = RuleOutcome(duplicates, str(repeated[0].asDict()))
-    return outcomes
 
 
 def _check_names(rules: TableRules) -> list[str]:
@@ -148,15 +47,9 @@ def _check_names(rules: TableRules) -> list[str]:
 def _results(
     key: dg.AssetKey, rules: TableRules, outcomes: Mapping[str, RuleOutcome]
 ) -> Iterator[dg.AssetCheckResult]:
+    grouped = outcomes_by_check(outcomes)
     for check in _check_names(rules):
-        if check == "invariants_hold":
-            parts = {
-                name.removeprefix(INVARIANT): outcome
-                for name, outcome in outcomes.items()
-                if name.startswith(INVARIANT)
-            }
-        else:
-            parts = {check: outcomes[check]}
+        parts = grouped[check]
         metadata: dict[str, Any] = {
             f"violations: {name}": outcome.violations for name, outcome in parts.items()
         }
@@ -187,7 +80,7 @@ _DESCRIPTIONS = {
 
 
 def build_table_checks(key: dg.AssetKey, rules: TableRules) -> dg.AssetChecksDefinition:
-    """The checks of one Spark table, evaluated together in one aggregation."""
+    """The checks of one gold table, counted together by the batch engine."""
     described = {
         "grain": ", ".join(rules.grain),
         "rates": ", ".join(rules.rates),
@@ -205,8 +98,9 @@ def build_table_checks(key: dg.AssetKey, rules: TableRules) -> dg.AssetChecksDef
         if not table_exists(path):
             yield from _missing(key, rules, path)
             return
-        frame = spark.session.read.format("delta").load(path)
-        yield from _results(key, rules, evaluate(frame, rules))
+        engine = spark.engine()
+        outcomes = check_table(engine, engine.gold_relation(table), rules)
+        yield from _results(key, rules, outcomes)
 
     return _checks
 

@@ -20,6 +20,8 @@ from scm.settings import Settings, load_settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from transforms.engine import Engine
+
 SASL_PASSWORD_VARIABLE = "SCM_KAFKA_SASL_PASSWORD"
 
 
@@ -57,6 +59,17 @@ class SparkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     _session: SparkSession | None = PrivateAttr(default=None)
     _owns_session: bool = PrivateAttr(default=False)
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def engine(self) -> Engine:
+        """The batch engine ``SCM_ENGINE`` names; DuckDB needs no Spark session at all."""
+        if self._engine is None:
+            from transforms.engine import open_engine
+
+            settings = self.settings.load()
+            spark = self.session if settings.engine == "spark" else None
+            self._engine = open_engine(settings, spark=spark)
+        return self._engine
 
     @property
     def session(self) -> SparkSession:
@@ -68,6 +81,9 @@ class SparkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return self._session
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         if self._session is not None and self._owns_session:
             self._session.stop()
         self._session = None

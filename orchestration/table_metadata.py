@@ -7,13 +7,10 @@ Spark job; only the log is read (no ``to_pyarrow_*``, platform.md fact 4).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
 
 OWNERS = ["team:data-platform"]
 ANALYST_OWNERS = ["team:data-platform", "team:supply-chain-analytics"]
@@ -44,11 +41,6 @@ def delta_row_count(path: str) -> int | None:
         return 0
     total = pa.compute.sum(actions.column("num_records")).as_py()
     return int(total or 0)
-
-
-def markdown_preview(frame: DataFrame, rows: int = 5) -> str:
-    """The first ``rows`` rows of ``frame`` as a Markdown table (for the asset's page)."""
-    return markdown_table(frame.columns, [tuple(row) for row in frame.limit(rows).collect()])
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -7,19 +7,12 @@ Unit costs: A 2.00, B 5.00. Expected values are worked out by hand below.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 import pytest
-from pyspark.sql import Row
-from pyspark.testing import assertDataFrameEqual
 
-from scm.contracts import master_spark_ddl
 from simulator.events import inventory_movement, inventory_snapshot, shipment_dispatched
-from transforms.kpis import end_of_day_on_hand, inventory_turns_monthly
-from transforms.silver import deduplicate_events, inventory_events, shipment_lines
-from transforms.testing import bronze_frame
-
-pytestmark = pytest.mark.spark
+from transforms.kpis.inventory_turns import END_OF_DAY_ON_HAND
+from transforms.testing import HandBuiltLake, same_rows
 
 JAN, FEB = dt.date(2026, 1, 1), dt.date(2026, 2, 1)
 AS_OF = dt.date(2026, 2, 10)
@@ -69,31 +62,30 @@ DISPATCHES = [
 
 
 @pytest.fixture(scope="module")
-def inputs(spark):  # type: ignore[no-untyped-def]
-    events = inventory_events(deduplicate_events(bronze_frame(spark, "inventory", INVENTORY)))
-    shipped = shipment_lines(deduplicate_events(bronze_frame(spark, "shipments", DISPATCHES)))
-    products = spark.createDataFrame(
-        [("A", "Anvil", "tools", Decimal("2"), Decimal("9")),
-         ("B", "Bolt", "parts", Decimal("5"), Decimal("12"))],
-        master_spark_ddl("products"),
-    )  # fmt: skip
-    return events.cache(), shipped.cache(), products
+def lake(tmp_path_factory):  # type: ignore[no-untyped-def]
+    built = HandBuiltLake(
+        str(tmp_path_factory.mktemp("inventory") / "lake"),
+        {"inventory": INVENTORY, "shipments": DISPATCHES},
+        products=[("A", "Anvil", "tools", "2", "9"), ("B", "Bolt", "parts", "5", "12")],
+    )
+    yield built
+    built.close()
 
 
-def test_end_of_day_on_hand_replays_counts_and_movements(spark, inputs) -> None:
-    events, _, _ = inputs
+def test_end_of_day_on_hand_replays_counts_and_movements(lake) -> None:
     expected = [
-        Row(location_id="DC-1", sku="A", day=dt.date(2026, 1, 10), on_hand_level=10),
-        Row(location_id="DC-1", sku="A", day=dt.date(2026, 1, 20), on_hand_level=19),
-        Row(location_id="DC-1", sku="A", day=dt.date(2026, 1, 25), on_hand_level=15),
-        Row(location_id="DC-1", sku="A", day=dt.date(2026, 2, 5), on_hand_level=17),
-        Row(location_id="DC-1", sku="B", day=dt.date(2026, 2, 3), on_hand_level=8),
-        Row(location_id="STORE-1", sku="A", day=dt.date(2026, 1, 31), on_hand_level=5),
+        dict(location_id="DC-1", sku="A", day=dt.date(2026, 1, 10), on_hand_level=10),
+        dict(location_id="DC-1", sku="A", day=dt.date(2026, 1, 20), on_hand_level=19),
+        dict(location_id="DC-1", sku="A", day=dt.date(2026, 1, 25), on_hand_level=15),
+        dict(location_id="DC-1", sku="A", day=dt.date(2026, 2, 5), on_hand_level=17),
+        dict(location_id="DC-1", sku="B", day=dt.date(2026, 2, 3), on_hand_level=8),
+        dict(location_id="STORE-1", sku="A", day=dt.date(2026, 1, 31), on_hand_level=5),
     ]
-    assertDataFrameEqual(end_of_day_on_hand(events), expected)
+    actual = lake.query(f"WITH {END_OF_DAY_ON_HAND} SELECT * FROM end_of_day_on_hand", as_of=AS_OF)
+    assert same_rows(actual, expected)
 
 
-def test_inventory_turns_monthly(spark, inputs) -> None:
+def test_inventory_turns_monthly(lake) -> None:
     # DC-1 January: A is 0 x 9 days, 10 x 10 days (01-10..19), 19 x 5 (01-20..24),
     # 15 x 7 (01-25..31) = 300 unit-days x 2.00 = 600; B unknown (0).
     dc1_jan = 600 / 31
@@ -101,18 +93,17 @@ def test_inventory_turns_monthly(spark, inputs) -> None:
     dc1_feb = (324 + 320) / 10
     # STORE-1: 5 units of A (10.00) from 01-31 on: 1 day in January, 10 in February.
     expected = [
-        Row(month=JAN, location_id="DC-1", period_days=31, cogs=8.0, avg_inventory_value=dc1_jan,
+        dict(month=JAN, location_id="DC-1", period_days=31, cogs=8.0, avg_inventory_value=dc1_jan,
             inventory_turns=8 / dc1_jan * 365 / 31, days_of_supply=dc1_jan / (8 / 31)),
-        Row(month=FEB, location_id="DC-1", period_days=10, cogs=10.0, avg_inventory_value=dc1_feb,
+        dict(month=FEB, location_id="DC-1", period_days=10, cogs=10.0, avg_inventory_value=dc1_feb,
             inventory_turns=10 / dc1_feb * 365 / 10, days_of_supply=dc1_feb / (10 / 10)),
         # Nothing dispatched: turns 0, days of supply undefined (divisor 0).
-        Row(month=JAN, location_id="STORE-1", period_days=31, cogs=0.0,
+        dict(month=JAN, location_id="STORE-1", period_days=31, cogs=0.0,
             avg_inventory_value=10 / 31, inventory_turns=0.0, days_of_supply=None),
-        Row(month=FEB, location_id="STORE-1", period_days=10, cogs=0.0,
+        dict(month=FEB, location_id="STORE-1", period_days=10, cogs=0.0,
             avg_inventory_value=10.0, inventory_turns=0.0, days_of_supply=None),
         # Dispatches without known stock: turns undefined (divisor 0), days of supply 0.
-        Row(month=FEB, location_id="DC-2", period_days=10, cogs=6.0, avg_inventory_value=0.0,
+        dict(month=FEB, location_id="DC-2", period_days=10, cogs=6.0, avg_inventory_value=0.0,
             inventory_turns=None, days_of_supply=0.0),
     ]  # fmt: skip
-    actual = inventory_turns_monthly(*inputs, as_of=AS_OF)
-    assertDataFrameEqual(actual, expected)
+    assert same_rows(lake.gold("inventory_turns_monthly", as_of=AS_OF), expected)

@@ -8,15 +8,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pyspark.sql import Row
-from pyspark.testing import assertDataFrameEqual
 
 from simulator.events import order_placed, shipment_delivered, shipment_dispatched
-from transforms.kpis import fill_rate_daily, order_cycle_time_daily, perfect_order_daily
-from transforms.silver import deduplicate_events, deliveries, order_lines, shipment_lines
-from transforms.testing import bronze_frame
-
-pytestmark = pytest.mark.spark
+from transforms.testing import HandBuiltLake, same_rows
 
 D2, D3 = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
 
@@ -75,76 +69,74 @@ AS_OF = dt.date(2026, 3, 6)
 
 
 @pytest.fixture(scope="module")
-def silver(spark):  # type: ignore[no-untyped-def]
+def lake(tmp_path_factory):  # type: ignore[no-untyped-def]
     # A producer retry of O1 and of S1's dispatch arrives later: each must count once.
-    orders = deduplicate_events(bronze_frame(spark, "orders", [*ORDERS, ORDERS[0]]))
-    shipments = deduplicate_events(bronze_frame(spark, "shipments", [*SHIPMENTS, SHIPMENTS[0]]))
-    return tuple(
-        frame.cache()
-        for frame in (order_lines(orders), shipment_lines(shipments), deliveries(shipments))
+    built = HandBuiltLake(
+        str(tmp_path_factory.mktemp("orders") / "lake"),
+        {"orders": [*ORDERS, ORDERS[0]], "shipments": [*SHIPMENTS, SHIPMENTS[0]]},
     )
+    yield built
+    built.close()
 
 
-def test_fill_rate_daily_counts_units_dispatched_by_the_requested_date(spark, silver) -> None:
-    lines, shipped, _ = silver
+def test_fill_rate_daily_counts_units_dispatched_by_the_requested_date(lake) -> None:
     expected = [
         # O1 filled (10/10, 5/5); O2 2 of 4 by 03-04; O3 nothing: 3 orders, 1 filled,
         # lines 4 (2+1+1), 2 filled; units 22 ordered, 10+5+2+0 = 17 filled.
-        Row(order_date=D2, ship_from="DC-1", channel="online", orders=3, orders_filled=1,
+        dict(order_date=D2, ship_from="DC-1", channel="online", orders=3, orders_filled=1,
             lines=4, lines_filled=2, units_ordered=22, units_filled=17,
             order_fill_rate=1 / 3, line_fill_rate=0.5, unit_fill_rate=17 / 22),
-        Row(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
+        dict(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
             lines=1, lines_filled=1, units_ordered=2, units_filled=2,
             order_fill_rate=1.0, line_fill_rate=1.0, unit_fill_rate=1.0),
-        Row(order_date=D3, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
+        dict(order_date=D3, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
             lines=1, lines_filled=1, units_ordered=1, units_filled=1,
             order_fill_rate=1.0, line_fill_rate=1.0, unit_fill_rate=1.0),
         # O6 (DC-2, store) is not due until 03-20: not counted, so its group has no row.
     ]  # fmt: skip
-    assertDataFrameEqual(fill_rate_daily(lines, shipped, as_of=AS_OF), expected)
+    assert same_rows(lake.gold("fill_rate_daily", as_of=AS_OF), expected)
 
 
-def test_fill_rate_daily_counts_only_orders_due_by_the_as_of_date(spark, silver) -> None:
-    lines, shipped, _ = silver
+def test_fill_rate_daily_counts_only_orders_due_by_the_as_of_date(lake) -> None:
     expected = [
         # As of 03-04 only O2 and O4 (requested 03-04) are due. O2: 2 of 4 units by 03-04.
-        Row(order_date=D2, ship_from="DC-1", channel="online", orders=1, orders_filled=0,
+        dict(order_date=D2, ship_from="DC-1", channel="online", orders=1, orders_filled=0,
             lines=1, lines_filled=0, units_ordered=4, units_filled=2,
             order_fill_rate=0.0, line_fill_rate=0.0, unit_fill_rate=0.5),
-        Row(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
+        dict(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, orders_filled=1,
             lines=1, lines_filled=1, units_ordered=2, units_filled=2,
             order_fill_rate=1.0, line_fill_rate=1.0, unit_fill_rate=1.0),
     ]  # fmt: skip
-    assertDataFrameEqual(fill_rate_daily(lines, shipped, as_of=dt.date(2026, 3, 4)), expected)
+    assert same_rows(lake.gold("fill_rate_daily", as_of=dt.date(2026, 3, 4)), expected)
 
 
-def test_perfect_order_daily_counts_due_orders_only(spark, silver) -> None:
+def test_perfect_order_daily_counts_due_orders_only(lake) -> None:
     expected = [
         # O1 perfect; O2 delivered late; O3 never delivered. O6 is not due yet.
-        Row(order_date=D2, ship_from="DC-1", channel="online", orders=3, perfect_orders=1,
+        dict(order_date=D2, ship_from="DC-1", channel="online", orders=3, perfect_orders=1,
             perfect_order_rate=1 / 3),
-        Row(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, perfect_orders=0,
+        dict(order_date=D2, ship_from="DC-1", channel="b2b", orders=1, perfect_orders=0,
             perfect_order_rate=0.0),  # O4 damaged
-        Row(order_date=D3, ship_from="DC-1", channel="b2b", orders=1, perfect_orders=0,
+        dict(order_date=D3, ship_from="DC-1", channel="b2b", orders=1, perfect_orders=0,
             perfect_order_rate=0.0),  # O5 document error
     ]  # fmt: skip
-    assertDataFrameEqual(perfect_order_daily(*silver, as_of=AS_OF), expected)
+    assert same_rows(lake.gold("perfect_order_daily", as_of=AS_OF), expected)
 
 
-def test_perfect_order_daily_before_anything_is_due_is_empty(spark, silver) -> None:
-    assert perfect_order_daily(*silver, as_of=dt.date(2026, 3, 3)).count() == 0
+def test_perfect_order_daily_before_anything_is_due_is_empty(lake) -> None:
+    assert lake.gold("perfect_order_daily", as_of=dt.date(2026, 3, 3)) == []
 
 
-def test_order_cycle_time_daily_averages_fully_delivered_orders(spark, silver) -> None:
+def test_order_cycle_time_daily_averages_fully_delivered_orders(lake) -> None:
     expected = [
         # O1: 03-02 10:00 -> 03-05 18:00 = 80 h; O2: 03-02 11:00 -> 03-06 10:00 = 95 h.
-        Row(order_date=D2, ship_from="DC-1", channel="online", orders_delivered=2,
+        dict(order_date=D2, ship_from="DC-1", channel="online", orders_delivered=2,
             avg_cycle_time_days=(80 + 95) / 2 / 24),
         # O4: 03-02 09:00 -> 03-04 15:00 = 54 h (damaged still counts as delivered).
-        Row(order_date=D2, ship_from="DC-1", channel="b2b", orders_delivered=1,
+        dict(order_date=D2, ship_from="DC-1", channel="b2b", orders_delivered=1,
             avg_cycle_time_days=54 / 24),
         # O5: 03-03 10:00 -> 03-05 10:00 = 48 h.
-        Row(order_date=D3, ship_from="DC-1", channel="b2b", orders_delivered=1,
+        dict(order_date=D3, ship_from="DC-1", channel="b2b", orders_delivered=1,
             avg_cycle_time_days=2.0),
     ]  # fmt: skip
-    assertDataFrameEqual(order_cycle_time_daily(*silver), expected)
+    assert same_rows(lake.gold("order_cycle_time_daily", as_of=AS_OF), expected)

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
-import pytest
-from pyspark.sql import Row
-from pyspark.testing import assertDataFrameEqual
-
-from scm.contracts import master_spark_ddl
 from simulator.events import po_created, po_received, return_received
-from transforms.kpis import returns_cost_daily, supplier_otif_daily
-from transforms.silver import deduplicate_events, po_lines, po_receipt_lines, returns
-from transforms.testing import bronze_frame
-
-pytestmark = pytest.mark.spark
+from transforms.testing import HandBuiltLake, same_rows
 
 
 def _return(event_id, time, sku, quantity, reason, disposition, refund, cost):  # type: ignore[no-untyped-def]
@@ -26,7 +16,7 @@ def _return(event_id, time, sku, quantity, reason, disposition, refund, cost):  
     )  # fmt: skip
 
 
-def test_returns_cost_daily_by_category_and_reason(spark) -> None:
+def test_returns_cost_daily_by_category_and_reason(tmp_path) -> None:
     restocked = _return("r1", "2026-03-02T09:00:00Z", "A", 2, "damaged", "restock", 20.0, 3.5)
     events = [
         restocked,
@@ -36,23 +26,21 @@ def test_returns_cost_daily_by_category_and_reason(spark) -> None:
         _return("r4", "2026-03-03T08:00:00Z", "Z", 1, "wrong_item", "refurbish", 0.0, 4.0),
         restocked,  # a producer retry: counted once
     ]
-    products = spark.createDataFrame(
-        [("A", "Anvil", "tools", Decimal("2"), Decimal("9")),
-         ("B", "Bolt", "parts", Decimal("5"), Decimal("12"))],
-        master_spark_ddl("products"),
-    )  # fmt: skip
-    actual = returns_cost_daily(
-        returns(deduplicate_events(bronze_frame(spark, "returns", events))), products
+    lake = HandBuiltLake(
+        str(tmp_path / "lake"),
+        {"returns": events},
+        products=[("A", "Anvil", "tools", "2", "9"), ("B", "Bolt", "parts", "5", "12")],
     )
+    actual = lake.gold("returns_cost_daily", as_of=dt.date(2026, 3, 3))
     expected = [
-        Row(return_date=dt.date(2026, 3, 2), category="tools", reason="damaged", returns=2,
+        dict(return_date=dt.date(2026, 3, 2), category="tools", reason="damaged", returns=2,
             units_returned=3, refund_amount=30.0, processing_cost=4.75),
-        Row(return_date=dt.date(2026, 3, 2), category="parts", reason="not_needed", returns=1,
+        dict(return_date=dt.date(2026, 3, 2), category="parts", reason="not_needed", returns=1,
             units_returned=1, refund_amount=15.5, processing_cost=2.0),
-        Row(return_date=dt.date(2026, 3, 3), category="unknown", reason="wrong_item", returns=1,
+        dict(return_date=dt.date(2026, 3, 3), category="unknown", reason="wrong_item", returns=1,
             units_returned=1, refund_amount=0.0, processing_cost=4.0),
     ]  # fmt: skip
-    assertDataFrameEqual(actual, expected)
+    assert same_rows(actual, expected)
 
 
 def _po(po_id: str, supplier: str, expected: str, lines):  # type: ignore[no-untyped-def]
@@ -67,7 +55,7 @@ def _receipt(event_id: str, time: str, po_id: str, lines):  # type: ignore[no-un
     return po_received(event_id=event_id, event_time=time, po_id=po_id, lines=lines)
 
 
-def test_supplier_otif_daily_needs_full_quantity_by_the_expected_date(spark) -> None:
+def test_supplier_otif_daily_needs_full_quantity_by_the_expected_date(tmp_path) -> None:
     short = _receipt("g4", "2026-03-09T10:00:00Z", "PO-2", [(1, "A", 2)])
     events = [
         _po("PO-1", "SUP-1", "2026-03-10", [(1, "A", 10), (2, "B", 5)]),
@@ -80,15 +68,13 @@ def test_supplier_otif_daily_needs_full_quantity_by_the_expected_date(spark) -> 
         short,  # PO-2: 2 of 3
         short,  # a retry of the same receipt must not make it 4
     ]
-    procurement = deduplicate_events(bronze_frame(spark, "procurement", events))
-    lines, receipts = po_lines(procurement), po_receipt_lines(procurement)
-    sup_1 = Row(expected_date=dt.date(2026, 3, 10), supplier_id="SUP-1", po_lines=3,
+    lake = HandBuiltLake(str(tmp_path / "lake"), {"procurement": events})
+    sup_1 = dict(expected_date=dt.date(2026, 3, 10), supplier_id="SUP-1", po_lines=3,
                 po_lines_otif=1, otif_rate=1 / 3)  # fmt: skip
     # As of 03-11 (the latest event) PO-3 is not due yet: SUP-2 has no row.
-    assertDataFrameEqual(supplier_otif_daily(lines, receipts, as_of=dt.date(2026, 3, 11)), [sup_1])
+    assert same_rows(lake.gold("supplier_otif_daily", as_of=dt.date(2026, 3, 11)), [sup_1])
     # From its expected date on it counts, never received.
-    sup_2 = Row(expected_date=dt.date(2026, 3, 12), supplier_id="SUP-2", po_lines=1,
+    sup_2 = dict(expected_date=dt.date(2026, 3, 12), supplier_id="SUP-2", po_lines=1,
                 po_lines_otif=0, otif_rate=0.0)  # fmt: skip
-    assertDataFrameEqual(
-        supplier_otif_daily(lines, receipts, as_of=dt.date(2026, 3, 12)), [sup_1, sup_2]
-    )
+    actual = lake.gold("supplier_otif_daily", as_of=dt.date(2026, 3, 12))
+    assert same_rows(actual, [sup_1, sup_2])

@@ -350,7 +350,7 @@ def test_bronze_appended_by_a_running_ingest_is_observed_and_reaches_exactly_its
     }
     # A continuously running ingest holds the lake's lock and appends to bronze.
     with IngestLock.for_settings(pipeline.settings):
-        append_bronze(spark, pipeline.lake, "shipments", [late], first_offset=10**6)
+        append_bronze(pipeline.lake, "shipments", [late], first_offset=10**6)
         moved = pipeline.bronze.tick().run_requests
         assert len(moved) == 1
         assert json.loads(moved[0].tags["scm/bronze_versions"]).keys() == {"shipments"}

@@ -116,7 +116,7 @@ ROUND_2 = {
 
 def _append(spark, lake: Lake, events: dict[str, list[dict[str, object]]], offset: int) -> None:  # type: ignore[no-untyped-def]
     for entity, batch in events.items():
-        append_bronze(spark, lake, entity, batch, first_offset=offset)
+        append_bronze(lake, entity, batch, first_offset=offset)
 
 
 def _gold(spark, lake: Lake) -> dict[str, list[tuple[object, ...]]]:  # type: ignore[no-untyped-def]

@@ -185,9 +185,9 @@ def test_kill_9_at_any_point_then_refresh_gives_the_uninterrupted_gold(
     Path(lake.landing).mkdir(parents=True)
     Path(lake.landing, "products.csv").write_text(PRODUCTS)
     for entity, events in ROUND_1.items():
-        append_bronze(spark, lake, entity, events, first_offset=0)
+        append_bronze(lake, entity, events, first_offset=0)
     for entity, events in ROUND_2.items():
-        append_bronze(spark, lake, entity, events, first_offset=100)
+        append_bronze(lake, entity, events, first_offset=100)
 
     untouched = make_settings(tmp_path / "uninterrupted", private_broker)
     shutil.copytree(settings.lake, untouched.lake)

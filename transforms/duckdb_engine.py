@@ -79,6 +79,9 @@ class DuckDBEngine(Engine):
             self._empty.add(empty)
         return empty
 
+    def gold_relation(self, name: str) -> str:
+        return f"gold.{name}"
+
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         result = self.db.query(sql)
         return list(zip(*(column.to_pylist() for column in result.columns), strict=True))

@@ -55,6 +55,10 @@ class Engine(ABC):
         """What the engine reads for a silver table or dimension (empty when absent)."""
 
     @abstractmethod
+    def gold_relation(self, name: str) -> str:
+        """What the engine reads for an existing gold table."""
+
+    @abstractmethod
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of a small query already in the engine's dialect."""
 
@@ -84,10 +88,13 @@ class Engine(ABC):
         as_of: dt.date | None = None,
         partitions: Partitions = None,
         parameters: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> str:
+        """A model-dialect text as this engine runs it; ``extra`` names more relations."""
         # Only the inputs the text names (a superset is harmless): opening one can cost a query.
         named = set(re.findall(r"[A-Za-z_]+", text))
         tables = {name: self.relation(name) for name in LOGICAL_TABLES if name in named}
+        tables.update(extra or {})
         return render(
             text, self.dialect, tables, as_of=as_of, partitions=partitions, parameters=parameters
         )

@@ -145,6 +145,9 @@ class SparkEngine(Engine):
         empty.createOrReplaceTempView(view)
         return view
 
+    def gold_relation(self, name: str) -> str:
+        return f"delta.`{self.lake.gold(name)}`"
+
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.spark.sql(sql).collect()]
 

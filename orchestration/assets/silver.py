@@ -1,13 +1,13 @@
 """Silver: typed, deduplicated, conformed tables, kept current from bronze incrementally.
 
-Silver is not partitioned. ``transforms.silver_update.update_silver`` keeps it current with
-one checkpointed ``AvailableNow`` Delta stream per bronze table that MERGEs only new events,
-so one update step serves any amount of new data; a partition would be a fiction here.
+Silver is not partitioned. The batch engine (``SCM_ENGINE``, :mod:`transforms.engine`) keeps
+it current by inserting only the events new to it, so one update step serves any amount of
+new data; a partition would be a fiction here.
 
 The step also works out which gold partitions its new rows touch, with the functions
-``scm refresh`` uses (:meth:`transforms.gold.GoldTable.affected_partitions`, which follow a
-shipment to its order's day, a receipt to its PO's expected date, a moved as-of date to the
-orders that just fell due). That needs Spark, so it happens here and not in a sensor; the
+``scm refresh`` uses (each gold table's ``touched`` rule, which follows a shipment to its
+order's day, a receipt to its PO's expected date, a moved as-of date to the orders that
+just fell due). That needs the engine, so it happens here and not in a sensor; the
 result is recorded on the materialization of :data:`SILVER_UPDATE_KEY`, from which
 ``sensors.gold_partitions_sensor`` launches exactly those gold partitions.
 
@@ -33,11 +33,10 @@ from orchestration.refresh_lock import refresh_lock
 from orchestration.resources import SparkResource
 from orchestration.table_metadata import OWNERS, delta_table_metadata
 from scm.lake import Lake
-from transforms.gold import SilverSnapshot
 from transforms.silver import SILVER_TABLES
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from transforms.engine import Engine
 
 GROUP = "silver"
 Versions = Mapping[str, int | None]
@@ -147,8 +146,7 @@ def _next_refresh_id(lake: Lake, previous: SilverChanges | None) -> int:
 
 
 def detect_changes(
-    spark: SparkSession,
-    lake: Lake,
+    engine: Engine,
     previous: SilverChanges | None,
     *,
     refresh_id: int,
@@ -159,40 +157,26 @@ def detect_changes(
     Decided by :func:`transforms.refresh.gold_changes`, as ``scm refresh`` decides; this
     only records the answer (ISO dates) with what the next update starts from.
     """
+    from transforms.gold import first_event_date as first_event_date_of
     from transforms.refresh import gold_changes, silver_versions
 
-    silver = SilverSnapshot(spark, lake)
-    changes = gold_changes(silver, lake, previous)
+    changes = gold_changes(engine, previous)
     affected = {
         name: None if days is None else [day.isoformat() for day in days]
         for name, days in changes.partitions.items()
     }
     first_event_date = None
     if any(partitions is None for partitions in affected.values()):
-        first_event_date = _first_event_date(silver)
+        first_event_date = first_event_date_of(engine)
     return SilverChanges(
         refresh_id,
         changes.as_of,
         changes.products_version,
         bronze_versions,
-        silver_versions(lake),
+        silver_versions(engine.lake),
         first_event_date,
         affected,
     )
-
-
-def _first_event_date(silver: SilverSnapshot) -> dt.date | None:
-    """UTC day of the earliest event in silver: where "every partition" starts."""
-    from pyspark.sql import functions as F
-
-    days = [
-        silver.table(table.name).select(F.to_date(F.col(table.time_column)).alias("day"))
-        for table in SILVER_TABLES.values()
-    ]
-    union = days[0]
-    for frame in days[1:]:
-        union = union.unionByName(frame)
-    return union.agg(F.min("day")).first()[0]  # type: ignore[index,no-any-return]
 
 
 _event_specs = [
@@ -203,7 +187,7 @@ _event_specs = [
         f"`bronze/{table.source}`, each event once (deduplicated by event_id across all "
         "history).",
         group_name=GROUP,
-        kinds={"spark", "delta"},
+        kinds={"duckdb", "spark", "delta"},
         owners=OWNERS,
         metadata={"grain": ", ".join(table.keys), "time_column": table.time_column},
     )
@@ -214,20 +198,16 @@ _event_specs = [
 @dg.multi_asset(name="silver", specs=_event_specs)
 def silver(context, spark: SparkResource) -> Iterator[dg.MaterializeResult]:
     """Bring silver up to date with bronze and record which gold partitions changed."""
-    from transforms.silver_update import update_silver
-
-    session, lake = spark.session, spark.settings.lake()
+    engine, lake = spark.engine(), spark.settings.lake()
     with refresh_lock(context, spark.settings.load()):
         previous = _starting_point(context.instance, lake)
         refresh_id = _next_refresh_id(lake, previous)
-        update = update_silver(
-            session,
-            lake,
+        update = engine.update_silver(
             refresh_id=refresh_id,
             read_versions=previous.bronze_versions if previous else None,
         )
         changes = detect_changes(
-            session, lake, previous, refresh_id=refresh_id, bronze_versions=update.bronze_versions
+            engine, previous, refresh_id=refresh_id, bronze_versions=update.bronze_versions
         )
     touched = {n: "all" if k is None else len(k) for n, k in changes.affected.items() if k != []}
     context.log.info(
