@@ -27,7 +27,7 @@ import yaml
 
 from orchestration.assets.gold import gold_key
 from orchestration.assets.silver import SILVER_UPDATE_KEY, SilverChanges
-from orchestration.checks import GOLD_RULES, evaluate
+from orchestration.checks import GOLD_RULES
 from orchestration.definitions import build_definitions, defs
 from orchestration.resources import build_resources
 from orchestration.sensors import (
@@ -40,6 +40,8 @@ from orchestration.sensors import (
 )
 from scm.lake import Lake
 from scm.settings import Settings, load_settings
+from transforms.checks import check_table
+from transforms.duckdb_engine import DuckDBEngine
 from transforms.gold import GOLD_TABLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -381,13 +383,18 @@ def test_bronze_appended_by_a_running_ingest_is_observed_and_reaches_exactly_its
     assert changed <= {order["order_date"]}  # only the order's day can move
 
 
-def test_a_broken_gold_table_fails_its_checks(pipeline: Pipeline, spark: Any) -> None:
-    rules = GOLD_RULES["fill_rate_daily"]
-    good = spark.read.format("delta").load(pipeline.lake.gold("fill_rate_daily"))
-    assert all(outcome.passed for outcome in evaluate(good, rules).values())
+def test_a_broken_gold_table_fails_its_checks(pipeline: Pipeline) -> None:
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
 
-    row = good.orderBy("order_date", "ship_from", "channel").first().asDict()
-    broken = spark.createDataFrame(
+    rules = GOLD_RULES["fill_rate_daily"]
+    engine = DuckDBEngine(pipeline.settings, pipeline.lake)
+    good_outcomes = check_table(engine, engine.gold_relation("fill_rate_daily"), rules)
+    assert all(outcome.passed for outcome in good_outcomes.values())
+
+    good = DeltaTable(pipeline.lake.gold("fill_rate_daily")).to_pyarrow_table()
+    row = good.sort_by([("order_date", "ascending"), ("ship_from", "ascending")]).to_pylist()[0]
+    broken = pa.Table.from_pylist(
         [
             row,
             row,  # the grain twice
@@ -397,7 +404,9 @@ def test_a_broken_gold_table_fails_its_checks(pipeline: Pipeline, spark: Any) ->
         ],
         good.schema,
     )
-    outcomes = evaluate(broken, rules)
+    engine.db.register("broken", broken)
+    outcomes = check_table(engine, "broken", rules)
+    engine.close()
     assert outcomes["grain_is_unique"].violations == 1
     assert outcomes["grain_has_no_nulls"].violations == 1
     assert outcomes["rates_within_0_1"].violations == 1
@@ -406,7 +415,7 @@ def test_a_broken_gold_table_fails_its_checks(pipeline: Pipeline, spark: Any) ->
 
     # The same table in a lake of its own: the checks report it, the run itself succeeds.
     lake = Lake.at(str(Path(pipeline.settings.lake).parent / "broken-lake"))
-    broken.write.format("delta").partitionBy("order_date").save(lake.gold("fill_rate_daily"))
+    write_deltalake(lake.gold("fill_rate_daily"), broken, partition_by=["order_date"])
     key = gold_key("fill_rate_daily")
     result = dg.materialize(
         [
