@@ -461,11 +461,19 @@ class LakeQuery:
             return name in self._snapshots
 
     def query(
-        self, sql: str, params: Params = None, *, timeout_seconds: float | None = None
+        self,
+        sql: str,
+        params: Params = None,
+        *,
+        timeout_seconds: float | None = None,
+        tables: Sequence[str] = (),
     ) -> pa.Table:
-        """Run the application's own (named, parameterised) SQL on the current snapshots."""
+        """Run the application's own (named, parameterised) SQL on the current snapshots;
+        ``tables`` names lake tables it reads through aliases (see :meth:`alias`)."""
         self._check_read_only(sql)
-        return self._execute(sql, params, max_rows=None, timeout_seconds=timeout_seconds)
+        return self._execute(
+            sql, params, max_rows=None, timeout_seconds=timeout_seconds, also=tables
+        )
 
     def run_user_query(
         self,
@@ -495,6 +503,15 @@ class LakeQuery:
                 )
             finally:
                 self._connection.unregister("_scm_registering")
+
+    def alias(self, name: str, target: str) -> None:
+        """A view ``name`` over ``target`` (a lake table or a registered table): the batch
+        engine's SQL names its inputs without a layer. Query through :meth:`query` with
+        ``tables`` naming the lake tables behind the aliases, so they are re-pointed."""
+        with self._lock:
+            self._connection.execute(
+                f"create or replace view {_quote(name)} as select * from {target}"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -529,10 +546,16 @@ class LakeQuery:
     # -- execution ------------------------------------------------------------------------
 
     def _execute(
-        self, sql: str, params: Params, *, max_rows: int | None, timeout_seconds: float | None
+        self,
+        sql: str,
+        params: Params,
+        *,
+        max_rows: int | None,
+        timeout_seconds: float | None,
+        also: Sequence[str] = (),
     ) -> pa.Table:
         with self._lock:
-            for name in self._referenced_tables(sql):
+            for name in self._referenced_tables(sql) | (set(also) & set(self._snapshots)):
                 self._refresh(name)
             cursor = self._connection.cursor()
         timer = threading.Timer(timeout_seconds, cursor.interrupt) if timeout_seconds else None

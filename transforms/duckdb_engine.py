@@ -63,31 +63,38 @@ class DuckDBEngine(Engine):
         super().__init__(lake)
         self.db = open_lake_for(settings)
         self._empty: set[str] = set()
+        self._aliases: dict[str, str] = {}  # logical name -> what its view reads now
 
     # -- reading ------------------------------------------------------------------------
 
     def relation(self, logical: str) -> str:
-        if self.db.has_table(f"silver.{logical}"):
-            return f"silver.{logical}"
-        empty = f"_empty_{logical}"
-        if empty not in self._empty:
-            if logical in DIMENSIONS:
-                schema = master_arrow_schema(logical)
-            else:
-                schema = self.silver_schema(SILVER_TABLES[logical])
-            self.db.register(empty, schema.empty_table())
-            self._empty.add(empty)
-        return empty
+        # A view under the logical name, so the model text runs as written (no transpiling).
+        target = f"silver.{logical}"
+        if not self.db.has_table(target):
+            target = f"_empty_{logical}"
+            if target not in self._empty:
+                if logical in DIMENSIONS:
+                    schema = master_arrow_schema(logical)
+                else:
+                    schema = self.silver_schema(SILVER_TABLES[logical])
+                self.db.register(target, schema.empty_table())
+                self._empty.add(target)
+        if self._aliases.get(logical) != target:
+            self.db.alias(logical, target)
+            self._aliases[logical] = target
+        return logical
 
     def gold_relation(self, name: str) -> str:
         return f"gold.{name}"
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        result = self.db.query(sql)
+        result = self.query(sql)
         return list(zip(*(column.to_pylist() for column in result.columns), strict=True))
 
     def query(self, sql: str) -> pa.Table:
-        return self.db.query(sql)
+        """Run engine SQL; the silver tables behind the aliases are re-pointed first."""
+        aliased = [f"silver.{name}" for name, target in self._aliases.items() if "." in target]
+        return self.db.query(sql, tables=aliased)
 
     def close(self) -> None:
         self.db.close()
@@ -122,7 +129,7 @@ class DuckDBEngine(Engine):
             schema = bronze_arrow_schema(_TOPIC_OF_ENTITY[table.source])
             self.db.register(empty, schema.empty_table())
             self._empty.add(empty)
-        return self.db.query(self._silver_rows_sql(table, empty, 0, only_new=False)).schema
+        return self.query(self._silver_rows_sql(table, empty, 0, only_new=False)).schema
 
     def update_silver(
         self,
@@ -141,7 +148,7 @@ class DuckDBEngine(Engine):
             for table in silver_tables_of(source):
                 path = self.lake.silver(table.name)
                 exists = table_exists(path)
-                rows = self.db.query(
+                rows = self.query(
                     self._silver_rows_sql(table, bronze, refresh_id, only_new=exists and not full)
                 )
                 if full:
@@ -158,7 +165,7 @@ class DuckDBEngine(Engine):
 
     def gold_rows(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> pa.Table:
         """The rows of ``partitions`` of ``table``, typed as the table declares."""
-        return self.db.query(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
+        return self.query(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
 
     def write_gold(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> int:
         if partitions is not None and not partitions:
