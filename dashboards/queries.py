@@ -1,8 +1,9 @@
 """Every query the dashboards run, as named SQL with DuckDB parameters.
 
 Values a user picks are always parameters (``$start_date``, ``$locations``...): an empty
-list means "all". Silver tables (kpis.md shared definitions) are optional: pages check
-``SILVER_*_COLUMNS`` before running the queries that need them.
+list means "all". No KPI logic lives here: pages filter and sum the gold KPI tables and the
+detail tables behind them (``gold.order_line_fulfilment``, ``gold.perfect_order_detail``,
+``gold.po_line_otif``), which are defined with their KPIs in ``transforms/kpis``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ CHANNELS = """
 select distinct channel as value from gold.fill_rate_daily order by value
 """
 CATEGORIES = """
-select distinct category as value from silver.products where category is not null order by value
+select distinct category as value from gold.order_line_fulfilment order by value
 """
 RETURN_DATE_BOUNDS = """
 select min(return_date) as first_date, max(return_date) as last_date from gold.returns_cost_daily
@@ -164,77 +165,33 @@ select * from grouped order by {column}
 FILL_RATE_BY_LOCATION = _fill_rate_by("ship_from")
 FILL_RATE_BY_CHANNEL = _fill_rate_by("channel")
 
-SILVER_ORDER_LINES_COLUMNS = {
-    "silver.order_lines": {
-        "order_id",
-        "line_no",
-        "sku",
-        "quantity",
-        "channel",
-        "ship_from",
-        "requested_delivery_date",
-        "order_date",
-    },
-    "silver.shipment_lines": {"order_id", "line_no", "quantity", "dispatch_date"},
-    "silver.products": {"sku", "category"},
-}
+ORDER_LINE_DETAIL = "gold.order_line_fulfilment"
 
-# A line is filled when its dispatched quantity by the requested date covers it (kpis.md).
-_ORDER_LINE_STATUS = f"""
-order_lines as (
+# The lines the fill rate counts (due by the as-of date), from the KPI's own detail table.
+_DUE_LINES = f"""
+due_lines as (
     select *
-    from silver.order_lines
-    where {_ORDER_FILTERS}
-),
-products as (
-    select sku, category from silver.products
-),
-dispatched_by_requested_date as (
-    select shipment_lines.order_id, shipment_lines.line_no, sum(shipment_lines.quantity) as units
-    from silver.shipment_lines
-    join order_lines using (order_id, line_no)
-    where shipment_lines.dispatch_date <= order_lines.requested_delivery_date
-    group by all
-),
-line_status as (
-    select
-        order_lines.order_id,
-        order_lines.line_no,
-        order_lines.sku,
-        coalesce(products.category, 'unknown') as category,
-        order_lines.ship_from,
-        order_lines.channel,
-        order_lines.order_date,
-        order_lines.requested_delivery_date,
-        order_lines.quantity as ordered_units,
-        coalesce(dispatched.units, 0) as dispatched_units,
-        coalesce(dispatched.units, 0) >= order_lines.quantity as is_filled
-    from order_lines
-    left join dispatched_by_requested_date as dispatched using (order_id, line_no)
-    left join products using (sku)
-),
-filtered_lines as (
-    select * from line_status where {_any("category", "categories")}
+    from gold.order_line_fulfilment
+    where is_due and {_ORDER_FILTERS} and {_any("category", "categories")}
 )"""
 
 FILL_RATE_BY_CATEGORY = f"""
-with {_ORDER_LINE_STATUS},
+with {_DUE_LINES},
 by_category as (
     select
         category,
         count(*) as lines,
         count(*) filter (where is_filled) as lines_filled,
         count(*) filter (where is_filled) / count(*) as line_fill_rate,
-        sum(least(dispatched_units, ordered_units)) / nullif(sum(ordered_units), 0)
-            as unit_fill_rate
-    from filtered_lines
+        sum(filled_units) / nullif(sum(ordered_units), 0) as unit_fill_rate
+    from due_lines
     group by category
 )
 select * from by_category order by category
 """
 
 UNFILLED_ORDER_LINES = f"""
-with {_ORDER_LINE_STATUS}
+with {_DUE_LINES}
 select
     order_id,
     line_no,
@@ -245,9 +202,9 @@ select
     order_date,
     requested_delivery_date,
     ordered_units,
-    dispatched_units,
-    ordered_units - least(dispatched_units, ordered_units) as short_units
-from filtered_lines
+    dispatched_by_requested_units as dispatched_units,
+    short_units
+from due_lines
 where not is_filled
 order by order_date desc, order_id, line_no
 limit 500
@@ -295,74 +252,23 @@ with daily as (
 select * from daily order by order_date
 """
 
-SILVER_DELIVERY_COLUMNS = {
-    "silver.order_lines": {
-        "order_id",
-        "line_no",
-        "quantity",
-        "channel",
-        "ship_from",
-        "requested_delivery_date",
-        "order_date",
-    },
-    "silver.shipment_lines": {"shipment_id", "order_id", "line_no", "quantity"},
-    "silver.deliveries": {"shipment_id", "order_id", "delivery_date", "condition", "documents_ok"},
-}
+ORDER_DETAIL = "gold.perfect_order_detail"
 
 # Why orders were not perfect (kpis.md RL.1.1): an order can fail for several reasons.
 PERFECT_ORDER_FAILURES = f"""
-with order_lines as (
-    select order_id, line_no, quantity, requested_delivery_date
-    from silver.order_lines
-    where {_ORDER_FILTERS}
-      and requested_delivery_date <= $as_of_date
-),
-orders as (
-    select order_id, any_value(requested_delivery_date) as requested_delivery_date
-    from order_lines
-    group by order_id
-),
-deliveries as (
-    select shipment_id, order_id, delivery_date, condition, documents_ok
-    from silver.deliveries
-    semi join orders using (order_id)
-),
-delivered_lines as (
-    select shipment_lines.order_id, shipment_lines.line_no, sum(shipment_lines.quantity) as units
-    from silver.shipment_lines
-    join deliveries using (shipment_id)
-    group by all
-),
-short_orders as (
-    select order_lines.order_id, bool_or(coalesce(delivered_lines.units, 0) < quantity) as is_short
-    from order_lines
-    left join delivered_lines using (order_id, line_no)
-    group by order_lines.order_id
-),
-delivery_checks as (
-    select
-        orders.order_id,
-        coalesce(bool_or(deliveries.delivery_date > orders.requested_delivery_date), false)
-            as is_late,
-        coalesce(bool_or(deliveries.condition <> 'ok'), false) as is_damaged,
-        coalesce(bool_or(not deliveries.documents_ok), false) as has_document_errors
-    from orders
-    left join deliveries using (order_id)
-    group by orders.order_id
-),
-order_checks as (
-    select * from delivery_checks join short_orders using (order_id)
+with due_orders as (
+    select * from gold.perfect_order_detail where is_due and {_ORDER_FILTERS}
 ),
 reasons as (
-    select 'late' as reason, count(*) filter (where is_late) as orders from order_checks
+    select 'late' as reason, count(*) filter (where is_late) as orders from due_orders
     union all
-    select 'short', count(*) filter (where is_short) from order_checks
+    select 'short', count(*) filter (where is_short) from due_orders
     union all
-    select 'damaged', count(*) filter (where is_damaged) from order_checks
+    select 'damaged', count(*) filter (where is_damaged) from due_orders
     union all
-    select 'documents', count(*) filter (where has_document_errors) from order_checks
+    select 'documents', count(*) filter (where has_document_errors) from due_orders
 )
-select reason, orders, orders / nullif((select count(*) from order_checks), 0) as share_of_orders
+select reason, orders, orders / nullif((select count(*) from due_orders), 0) as share_of_orders
 from reasons
 """
 
@@ -476,43 +382,15 @@ group by expected_date
 order by expected_date
 """
 
-SILVER_PO_COLUMNS = {
-    "silver.po_lines": {"po_id", "line_no", "supplier_id", "sku", "quantity", "expected_date"},
-    "silver.po_receipt_lines": {"po_id", "line_no", "quantity", "received_date"},
-}
+PO_LINE_DETAIL = "gold.po_line_otif"
 
-# A PO line is late when it was received in full only after its expected date, short when
-# it has not been received in full at all (kpis.md supplier OTIF).
+# PO lines that missed OTIF: late (received in full only after the expected date) or short.
 SUPPLIER_LATE_AND_SHORT_LINES = f"""
-with po_lines as (
-    select po_id, line_no, supplier_id, sku, quantity, expected_date
-    from silver.po_lines
-    where {_SUPPLIER_FILTERS}
-),
-received as (
-    select
-        receipts.po_id,
-        receipts.line_no,
-        sum(receipts.quantity) filter (where receipts.received_date <= po_lines.expected_date)
-            as units_on_time,
-        sum(receipts.quantity) as units_received
-    from silver.po_receipt_lines as receipts
-    join po_lines using (po_id, line_no)
-    group by all
-),
-line_status as (
-    select
-        po_lines.*,
-        coalesce(received.units_on_time, 0) as units_on_time,
-        coalesce(received.units_received, 0) as units_received
-    from po_lines
-    left join received using (po_id, line_no)
-)
 select
-    *,
-    case when units_received < quantity then 'short' else 'late' end as problem
-from line_status
-where units_on_time < quantity
+    po_id, line_no, supplier_id, sku, quantity, expected_date,
+    received_on_time_units as units_on_time, received_units as units_received, problem
+from gold.po_line_otif
+where is_due and not is_otif and {_SUPPLIER_FILTERS}
 order by expected_date desc, po_id, line_no
 limit 500
 """

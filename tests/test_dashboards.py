@@ -295,3 +295,37 @@ def test_kpi_tables_without_rows_say_what_to_run(
     assert not app.exception, [e.message for e in app.exception]
     messages = " ".join(info.value for info in app.info)
     assert "make demo" in messages and "scm refresh" in messages, messages
+
+
+def test_a_shipment_delivered_twice_counts_once_on_every_page(lake_env: Path) -> None:
+    """DC-2's carrier reports each delivery twice and DC-2 ships SKU-C two units short: the
+    doubled report must not make those orders look delivered in full anywhere."""
+    from dashboards import queries
+    from scm.query import open_lake
+
+    params = {
+        "start_date": dt.date(2026, 3, 1), "end_date": dt.date(2026, 3, 10),
+        "locations": ["DC-2"], "channels": [],
+    }  # fmt: skip
+    with open_lake(str(lake_env)) as lake:
+        due_orders = lake.query(
+            "select count(*) as n from gold.perfect_order_detail where is_due"
+            " and ship_from = 'DC-2'"
+        ).to_pylist()[0]["n"]
+        failures = {
+            row["reason"]: row["orders"]
+            for row in lake.query(queries.PERFECT_ORDER_FAILURES, params).to_pylist()
+        }
+        delivered = lake.query(
+            "select sum(delivered_units) as units, sum(ordered_units) as ordered"
+            " from gold.order_line_fulfilment where ship_from = 'DC-2'"
+        ).to_pylist()[0]
+    assert due_orders > 0 and failures["short"] == due_orders  # every DC-2 order is short
+    assert delivered["units"] < delivered["ordered"]  # not doubled past what was ordered
+
+    app = _page("perfect_order").run()
+    app.multiselect(key="widget.perfect_order.locations").set_value(["DC-2"]).run()
+    assert not app.exception
+    assert any(
+        "Why orders were not perfect" in str(c.proto.spec) for c in app.get("vega_lite_chart")
+    )

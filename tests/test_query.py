@@ -18,6 +18,7 @@ import pytest
 from deltalake import write_deltalake
 
 from scm.errors import ScmError
+from scm.lake import Lake
 from scm.query import LakeQuery, is_truncated, open_lake
 
 AS_OF = dt.date(2026, 3, 10)
@@ -298,16 +299,16 @@ def _silver(root: Path) -> None:
             delivered = dt.datetime.combine(
                 day + dt.timedelta(days=3 if j else 2), dt.time(15), UTC
             )
-            deliveries.append(
-                {
-                    "shipment_id": f"S-{order_id}",
-                    "order_id": order_id,
-                    "delivery_time": delivered,
-                    "delivery_date": delivered.date(),
-                    "condition": "damaged" if i == 2 else "ok",
-                    "documents_ok": i != 4,
-                }
-            )
+            delivery = {
+                "shipment_id": f"S-{order_id}",
+                "order_id": order_id,
+                "delivery_time": delivered,
+                "delivery_date": delivered.date(),
+                "condition": "damaged" if i == 2 else "ok",
+                "documents_ok": i != 4,
+            }
+            # DC-2's carrier reports every delivery twice: its units must count once.
+            deliveries.extend([delivery, delivery] if location == "DC-2" else [delivery])
     _write(
         root,
         "silver",
@@ -507,10 +508,25 @@ def _state(state: Path) -> None:
         )
 
 
+def _details(root: Path) -> None:
+    """The detail tables behind the KPIs, built from the sample silver by their own models."""
+    from scm.settings import load_settings
+    from transforms.duckdb_engine import DuckDBEngine
+    from transforms.kpis.details import DETAIL_TABLES
+
+    engine = DuckDBEngine(load_settings({"SCM_LAKE": str(root)}), Lake.at(str(root)))
+    try:
+        for table in DETAIL_TABLES:
+            engine.write_gold(table, None, AS_OF)
+    finally:
+        engine.close()
+
+
 def build_sample_lake(root: Path, state: Path | None = None) -> Path:
     """A small, hand-made lake with every gold table of kpis.md and the silver tables."""
     _gold(root)
     _silver(root)
+    _details(root)
     _bronze(root)
     if state is not None:
         _state(state)
@@ -538,7 +554,10 @@ def test_every_table_is_a_view(lake: LakeQuery) -> None:
         "gold.fill_rate_daily",
         "gold.inventory_turns_monthly",
         "gold.order_cycle_time_daily",
+        "gold.order_line_fulfilment",
         "gold.perfect_order_daily",
+        "gold.perfect_order_detail",
+        "gold.po_line_otif",
         "gold.returns_cost_daily",
         "gold.supplier_otif_daily",
         "silver.deliveries",

@@ -37,6 +37,7 @@ from scm.settings import Settings
 from tests import kpi_reference
 from tests.conftest import make_settings
 from tests.kpi_reference import Product, Reference
+from transforms.gold import GOLD_TABLES
 
 # Two cold refreshes (each starts the ingest stream and every Delta write path) on a shared
 # 2-core machine: twice the default timeout, as for tests/test_refresh.py.
@@ -563,9 +564,10 @@ def test_refresh_shows_each_step_as_it_finishes(run: Run) -> None:
     assert steps[1] == "starting Spark"  # for the ingest; the DuckDB engine needs none
     assert steps[2] == "ingest: caught up"
     assert steps[3].startswith("silver: order_lines +")
-    assert steps[4].startswith(f"gold: rebuilding {len(GRAIN)} of {len(GRAIN)} tables, as-of ")
+    every = len(GOLD_TABLES)
+    assert steps[4].startswith(f"gold: rebuilding {every} of {every} tables, as-of ")
     assert sorted(step.split(":", 1)[0] for step in steps[5:]) == sorted(
-        f"gold.{name}" for name in GRAIN
+        f"gold.{name}" for name in GOLD_TABLES
     )
     assert all(" in all partitions (" in step for step in steps[5:])
     assert re.fullmatch(r"refresh 1 \(first build\) in \d+\.\d s, as-of 2027-05-04", printed[-1])

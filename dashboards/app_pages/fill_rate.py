@@ -16,7 +16,7 @@ bounds = connection.date_bounds(queries.ORDER_DATE_BOUNDS, what="KPI rows yet")
 if bounds is None:
     st.stop()
 first_date, last_date = bounds
-silver_ready = connection.has_columns(queries.SILVER_ORDER_LINES_COLUMNS)
+details_ready = connection.has_tables(queries.ORDER_LINE_DETAIL)
 dates, where, how, what = st.columns([2, 2, 2, 2])
 with dates:
     start, end = filters.date_range(PAGE, first=first_date, last=last_date)
@@ -29,7 +29,7 @@ with how:
         PAGE, "channels", "Channel", connection.run(queries.CHANNELS)["value"].tolist()
     )
 with what:
-    category_options = connection.run(queries.CATEGORIES)["value"].tolist() if silver_ready else []
+    category_options = connection.run(queries.CATEGORIES)["value"].tolist() if details_ready else []
     categories = filters.choose(PAGE, "categories", "Category", category_options)
 params = filters.Filters(start, end, locations, channels, categories).params()
 
@@ -86,7 +86,7 @@ with by_channel:
         width="stretch",
     )
 with by_category:
-    if silver_ready:
+    if details_ready:
         category_frame = connection.run(queries.FILL_RATE_BY_CATEGORY, params)
         st.altair_chart(
             charts.bars(
@@ -100,22 +100,22 @@ with by_category:
         )
     else:
         st.info(
-            "Fill rate by category appears once silver order lines, shipment lines and "
-            "products are in the lake."
+            "Fill rate by category appears once gold.order_line_fulfilment is in the lake "
+            "(the next refresh builds it)."
         )
 
 st.subheader("Unfilled order lines")
-if silver_ready:
+if details_ready:
     st.caption(
-        "Lines whose dispatched quantity by the requested delivery date is short "
-        "(newest first, at most 500). Category filters apply here and above."
+        "Lines due by the as-of date whose dispatched quantity by the requested delivery "
+        "date is short (newest first, at most 500). Category filters apply here and above."
     )
     unfilled = connection.run(queries.UNFILLED_ORDER_LINES, params)
     st.dataframe(unfilled, hide_index=True, width="stretch")
 else:
     st.info(
-        "The order lines behind the numbers appear once silver order lines, shipment "
-        "lines and products are in the lake."
+        "The order lines behind the numbers appear once gold.order_line_fulfilment is in "
+        "the lake (the next refresh builds it)."
     )
-if categories and not silver_ready:
-    st.warning("Category filter needs silver products: showing all categories.")
+if categories and not details_ready:
+    st.warning("Category filter needs gold.order_line_fulfilment: showing all categories.")

@@ -28,7 +28,6 @@ with how:
         PAGE, "channels", "Channel", connection.run(queries.CHANNELS)["value"].tolist()
     )
 params = filters.Filters(start, end, locations, channels).params()
-params["as_of_date"] = last_date
 
 perfect = connection.run(queries.PERFECT_ORDER_TREND, params)
 totals = connection.run(queries.PERFECT_ORDER_DAILY_TOTALS, params)
@@ -72,7 +71,7 @@ with trend_right:
 
 reasons_left, by_location_right = st.columns(2)
 with reasons_left:
-    if connection.has_columns(queries.SILVER_DELIVERY_COLUMNS):
+    if connection.has_tables(queries.ORDER_DETAIL):
         failures = connection.run(queries.PERFECT_ORDER_FAILURES, params)
         st.altair_chart(
             charts.bars(
@@ -85,8 +84,8 @@ with reasons_left:
         )
     else:
         st.info(
-            "Failure reasons (late, short, damaged, documents) appear once silver order "
-            "lines, shipment lines and deliveries are in the lake."
+            "Failure reasons (late, short, damaged, documents) appear once "
+            "gold.perfect_order_detail is in the lake (the next refresh builds it)."
         )
 with by_location_right:
     by_location = connection.run(queries.PERFECT_ORDER_BY_LOCATION, params)

@@ -60,7 +60,7 @@ with trend:
     )
 
 st.subheader("Late and short PO lines")
-if connection.has_columns(queries.SILVER_PO_COLUMNS):
+if connection.has_tables(queries.PO_LINE_DETAIL):
     st.dataframe(
         connection.run(queries.SUPPLIER_LATE_AND_SHORT_LINES, params),
         hide_index=True,
@@ -73,5 +73,5 @@ else:
         width="stretch",
     )
     st.caption(
-        "Per-line detail (late vs short) appears once silver PO lines and receipts are in the lake."
+        "Per-line detail (late vs short) appears once gold.po_line_otif is in the lake."
     )

@@ -1,4 +1,4 @@
-"""The SCOR KPIs of kpis.md, one module per gold table, each defining its table once.
+"""The SCOR KPIs of kpis.md and the detail tables behind them, each defined once.
 
 Each module's ``TABLE`` (:class:`transforms.model.GoldTable`) holds the grain, columns,
 partitioning, inputs, invariants and the SQL that builds it; :mod:`transforms.gold`
@@ -8,6 +8,7 @@ collects them in the registry every caller reads.
 from __future__ import annotations
 
 from transforms.kpis import (
+    details,
     fill_rate,
     inventory_turns,
     order_cycle_time,
@@ -26,4 +27,4 @@ KPI_TABLES = tuple(
         returns_cost,
         supplier_otif,
     )
-)
+) + details.DETAIL_TABLES

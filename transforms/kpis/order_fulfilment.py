@@ -13,7 +13,9 @@ twice counts its lines once.
 - ``orders_fulfilled``, grain order: ``lines``, ``lines_filled``, ``units_ordered``,
   ``units_filled``, ``is_filled`` (every line filled), ``is_fully_delivered``,
   ``last_delivery_time`` and ``has_only_on_time_clean_deliveries`` (every delivery on a day
-  ≤ the requested date, ``condition = ok`` and ``documents_ok``; true without deliveries).
+  ≤ the requested date, ``condition = ok`` and ``documents_ok``; true without deliveries),
+  and the reasons an order is not perfect: ``is_late``, ``is_damaged``,
+  ``has_document_errors`` (some delivery was), besides not being fully delivered.
 """
 
 from __future__ import annotations
@@ -63,14 +65,20 @@ order_totals AS (
 delivery_facts AS (
     SELECT d.order_id, max(d.delivery_time) AS last_delivery_time,
         bool_and(coalesce(d.delivery_date <= o.requested_delivery_date
-            AND d.condition = 'ok' AND d.documents_ok, FALSE)) AS is_clean
+            AND d.condition = 'ok' AND d.documents_ok, FALSE)) AS is_clean,
+        bool_or(coalesce(d.delivery_date > o.requested_delivery_date, TRUE)) AS is_late,
+        bool_or(coalesce(d.condition <> 'ok', TRUE)) AS is_damaged,
+        bool_or(NOT coalesce(d.documents_ok, FALSE)) AS has_document_errors
     FROM deliveries AS d
     JOIN order_totals AS o ON o.order_id = d.order_id
     GROUP BY d.order_id
 ),
 orders_fulfilled AS (
     SELECT o.*, f.last_delivery_time,
-        coalesce(f.is_clean, TRUE) AS has_only_on_time_clean_deliveries
+        coalesce(f.is_clean, TRUE) AS has_only_on_time_clean_deliveries,
+        coalesce(f.is_late, FALSE) AS is_late,
+        coalesce(f.is_damaged, FALSE) AS is_damaged,
+        coalesce(f.has_document_errors, FALSE) AS has_document_errors
     FROM order_totals AS o
     LEFT JOIN delivery_facts AS f ON f.order_id = o.order_id
 )

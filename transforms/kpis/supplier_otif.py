@@ -10,25 +10,32 @@ from __future__ import annotations
 
 from transforms.model import ChangeSet, Column, GoldTable, Partitions, newly_due, ratio
 
-SQL = f"""
-WITH due_lines AS (
-    SELECT po_id, line_no, supplier_id, expected_date, quantity
+# Every PO line expected on a day in scope, with what was received for it (due or not).
+PO_LINE_FACTS = """
+lines_in_scope AS (
+    SELECT po_id, line_no, supplier_id, sku, expected_date, quantity
     FROM po_lines
-    WHERE IN_SCOPE(expected_date) AND expected_date <= :as_of
+    WHERE IN_SCOPE(expected_date)
 ),
 received AS (
-    SELECT l.po_id, l.line_no, l.supplier_id, l.expected_date, l.quantity,
+    SELECT l.po_id, l.line_no, l.supplier_id, l.sku, l.expected_date, l.quantity,
         coalesce(sum(CASE WHEN r.received_date <= l.expected_date THEN r.quantity END), 0)
-            AS received_on_time_units
-    FROM due_lines AS l
+            AS received_on_time_units,
+        coalesce(sum(r.quantity), 0) AS received_units
+    FROM lines_in_scope AS l
     LEFT JOIN po_receipt_lines AS r ON r.po_id = l.po_id AND r.line_no = l.line_no
-    GROUP BY l.po_id, l.line_no, l.supplier_id, l.expected_date, l.quantity
-),
+    GROUP BY l.po_id, l.line_no, l.supplier_id, l.sku, l.expected_date, l.quantity
+)
+"""
+
+SQL = f"""
+WITH {PO_LINE_FACTS},
 groups AS (
     SELECT expected_date, supplier_id,
         count(*) AS po_lines,
         count(CASE WHEN received_on_time_units >= quantity THEN 1 END) AS po_lines_otif
     FROM received
+    WHERE expected_date <= :as_of
     GROUP BY expected_date, supplier_id
 )
 SELECT *, {ratio("po_lines_otif", "po_lines")} AS otif_rate FROM groups
