@@ -88,6 +88,10 @@ SHIPMENTS = [
         lines=[(2, "B", 1)],
     ),
 ]
+SHIPMENTS.append(  # S2 delivered damaged, with a document error: O1 fully delivered
+    shipment_delivered(event_id="d2", event_time="2026-03-05T18:00:00Z", shipment_id="S2",
+                       order_id="O1", condition="damaged", documents_ok=False)
+)  # fmt: skip
 INVENTORY = [
     inventory_snapshot(
         event_id="i1", event_time="2026-02-27T06:00:00Z", location_id="DC-1", sku="A", on_hand=20

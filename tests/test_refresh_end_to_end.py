@@ -33,9 +33,9 @@ import pytest
 
 from scm.contracts import EVENT_TYPES, key_for
 from scm.lake import Lake
-from scm.settings import Settings
+from scm.settings import Settings, load_settings
 from tests import kpi_reference
-from tests.conftest import make_settings
+from tests.conftest import _free_port, make_settings
 from tests.kpi_reference import Product, Reference
 from transforms.gold import GOLD_TABLES
 
@@ -423,12 +423,31 @@ def run(
 ) -> Iterator[Run]:
     """Produce round 1, ``scm refresh``, produce round 2, ``scm refresh``; keep both states.
 
-    Once per engine of the batch layer: both must give the reference's rows."""
+    Once per engine of the batch layer: both must give the reference's rows. The second
+    engine's run gets a broker of its own: the first run's round 2 (a later as-of date)
+    would otherwise be in the topics it ingests."""
+    from scm.broker import EmbeddedBroker
+
+    with contextlib.ExitStack() as stack:
+        bootstrap = kafka_broker
+        if request.param == "spark":
+            private = load_settings(
+                {
+                    "SCM_STATE": str(tmp_path_factory.mktemp("spark-broker")),
+                    "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+                }
+            )
+            bootstrap = stack.enter_context(EmbeddedBroker(private)).bootstrap
+        yield _run_rounds(
+            make_settings(
+                tmp_path_factory.mktemp("acceptance"), bootstrap, SCM_ENGINE=request.param
+            )
+        )
+
+
+def _run_rounds(settings: Settings) -> Run:
     from scm.kafka import ensure_topics
 
-    settings = make_settings(
-        tmp_path_factory.mktemp("acceptance"), kafka_broker, SCM_ENGINE=request.param
-    )
     lake = Lake.at(settings.lake)
     scenario = build_scenario(f"acc{uuid.uuid4().hex[:8]}")
     Path(lake.landing).mkdir(parents=True)
@@ -448,7 +467,7 @@ def run(
         messages = [message(event) for event in events]
         produce(settings, messages[:3] + malformed + others + messages[3:])
         rounds.append(lake_state(lake, scenario.token, scm_refresh(settings)))
-    yield Run(scenario, rounds)
+    return Run(scenario, rounds)
 
 
 # --- comparing ------------------------------------------------------------------------------

@@ -141,7 +141,7 @@ class DuckDBEngine(Engine):
         versions = {source: delta_version(self.lake.bronze(source)) for source in EVENT_ENTITIES}
         inserted = dict.fromkeys(SILVER_TABLES, 0)
         for source in EVENT_ENTITIES:
-            unchanged = bool(read_versions) and read_versions.get(source) == versions[source]
+            unchanged = read_versions is not None and read_versions.get(source) == versions[source]
             if not full and (versions[source] is None or unchanged):
                 continue
             bronze = self._bronze_relation(source)

@@ -17,14 +17,17 @@ from transforms.kpis import (
     supplier_otif,
 )
 
-KPI_TABLES = tuple(
-    module.TABLE
-    for module in (
-        fill_rate,
-        perfect_order,
-        order_cycle_time,
-        inventory_turns,
-        returns_cost,
-        supplier_otif,
+KPI_TABLES = (
+    tuple(
+        module.TABLE
+        for module in (
+            fill_rate,
+            perfect_order,
+            order_cycle_time,
+            inventory_turns,
+            returns_cost,
+            supplier_otif,
+        )
     )
-) + details.DETAIL_TABLES
+    + details.DETAIL_TABLES
+)
