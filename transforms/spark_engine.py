@@ -151,9 +151,6 @@ class SparkEngine(Engine):
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.spark.sql(sql).collect()]
 
-    def frame(self, sql: str) -> DataFrame:
-        return self.spark.sql(sql)
-
     def gold_frame(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> DataFrame:
         """The rows of ``partitions`` of ``table``, typed as the table declares."""
         return self.spark.sql(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
