@@ -140,12 +140,16 @@ class IngestRun:
         self._stopped = True
         self._pending.clear()
         try:
+            # Wait for a moment when no query runs a batch, then stop them all at once:
+            # waiting for one query at a time let the other start its next batch meanwhile
+            # (the position query picks up what the bronze query just committed).
             deadline = time.monotonic() + _GRACEFUL_STOP_SECONDS
+            while time.monotonic() < deadline and any(
+                query.isActive and query.status.get("isTriggerActive", False)
+                for query in self.queries
+            ):
+                time.sleep(0.05)
             for query in self.queries:
-                while query.isActive and time.monotonic() < deadline:
-                    if not query.status.get("isTriggerActive", False):
-                        break
-                    time.sleep(0.1)
                 try:
                     query.stop()
                 except Exception as error:

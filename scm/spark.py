@@ -60,9 +60,13 @@ def spark_session(
         )
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.session.timeZone", "UTC")
+        # A stream stopped mid-batch tells an interruption from a failure by matching the
+        # batch's error text with a recursive regex (StreamExecution.PROXY_ERROR); on the
+        # default 1 MiB thread stack a long Python traceback overflows it and the JVM prints
+        # a StackOverflowError. Thread stacks are reserved, not committed, memory.
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Duser.timezone=UTC -Dlog4j2.configurationFile={_LOG_CONFIG}",
+            f"-Duser.timezone=UTC -Xss32m -Dlog4j2.configurationFile={_LOG_CONFIG}",
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")

@@ -135,7 +135,9 @@ def test_recorded_changes_become_one_ranged_run_per_partitioning() -> None:
     daily, monthly = plan_gold_runs([everything], now)[0]
     assert daily.tags[RANGE_START_TAG] == "2026-03-01"
     assert daily.tags[RANGE_END_TAG] == (now.date() + dt.timedelta(days=62)).isoformat()
-    assert len(daily.asset_selection or []) == 5
+    daily_tables = [t for t in GOLD_TABLES.values() if t.granularity == "day"]
+    assert len(daily_tables) == 8  # all but inventory turns, details included
+    assert set(daily.asset_selection or []) == {gold_key(t.name) for t in daily_tables}
     assert plan_gold_runs([changes(2)], now) == ([], [])
 
 
