@@ -72,6 +72,4 @@ else:
         hide_index=True,
         width="stretch",
     )
-    st.caption(
-        "Per-line detail (late vs short) appears once gold.po_line_otif is in the lake."
-    )
+    st.caption("Per-line detail (late vs short) appears once gold.po_line_otif is in the lake.")

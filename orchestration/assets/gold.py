@@ -30,6 +30,7 @@ PARTITIONS: dict[str, dg.TimeWindowPartitionsDefinition] = {
     "month": monthly_partitions,
 }
 
+
 def gold_key(name: str) -> dg.AssetKey:
     return dg.AssetKey(["gold", name])
 
