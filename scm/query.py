@@ -30,6 +30,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 from deltalake.schema import PrimitiveType
 
 from scm.errors import ScmError
@@ -196,9 +197,14 @@ class _SnapshotSql:
         root: str,
         probe: duckdb.DuckDBPyConnection,
         file_columns: dict[str, frozenset[tuple[str, str, str]]],
+        *,
+        leave_out: frozenset[str] = frozenset(),
     ) -> None:
+        """``leave_out``: data files (log paths, decoded) not to read, e.g. those an
+        append-only table had at an earlier version."""
         self.table = table
         self.root = root.rstrip("/")
+        self.leave_out = leave_out
         self.probe = probe
         self.file_columns = file_columns  # data files never change: shared across versions
         config = table.metadata().configuration
@@ -223,6 +229,9 @@ class _SnapshotSql:
 
     def build(self, deleted_rows_table: str | None) -> str:
         actions = pa.table(self.table.get_add_actions(flatten=True))
+        if self.leave_out:
+            paths_now = [unquote(p) for p in actions.column("path").to_pylist()]
+            actions = actions.filter(pa.array([p not in self.leave_out for p in paths_now]))
         if actions.num_rows == 0:
             return self._empty()
         paths = [self._local_path(p) for p in actions.column("path").to_pylist()]
@@ -316,7 +325,7 @@ class _SnapshotSql:
         for file_name, found in columns_per_file.items():
             self.file_columns[file_name] = frozenset(found)
         current = set(files)
-        for gone in [f for f in self.file_columns if f not in current]:
+        for gone in [f for f in self.file_columns if f not in current and not self.leave_out]:
             del self.file_columns[gone]  # removed from the snapshot: forget it
         shapes = {self.file_columns.get(f, frozenset()) for f in files}
         self.union_by_name = len(shapes) > 1
@@ -459,6 +468,35 @@ class LakeQuery:
             if name not in self._snapshots:
                 self._discover()
             return name in self._snapshots
+
+    def added_since(self, name: str, version: int) -> str | None:
+        """A ``select`` of the rows in files added to table ``name`` after ``version``:
+        for an append-only table, its new rows (a file rewritten by compaction comes back
+        whole, so callers must tolerate rows they have seen). None when the table cannot
+        be read that way (unknown, version gone, deletion vectors): read it whole."""
+        with self._lock:
+            self._referenced_tables(name)
+            self._refresh(name)
+            snapshot = self._snapshots.get(name)
+            table = self._delta_tables.get(name)
+            if snapshot is None or table is None:
+                return None
+            if "deletionVectors" in set(table.protocol().reader_features or []):
+                return None
+            try:
+                earlier = DeltaTable(snapshot.path, version=version).get_add_actions(flatten=True)
+            except DeltaError:
+                return None  # that version's log was cleaned up, or it never existed
+            file_columns = self._file_columns.setdefault(name, {})
+            return _SnapshotSql(
+                table,
+                snapshot.path,
+                self._connection,
+                file_columns,
+                leave_out=frozenset(
+                    unquote(f) for f in pa.table(earlier).column("path").to_pylist()
+                ),
+            ).build(None)
 
     def query(
         self,

@@ -8,7 +8,9 @@ Arrow and are written with ``write_deltalake``: gold partitions replaced with a 
 Silver is kept current without checkpoints: an event is new when its ``event_id`` is not
 in its silver table yet, so a bronze copy of an event that arrives in a later refresh is
 dropped (deduplication spans all history) and an update replayed after a crash inserts
-nothing twice. Only bronze tables whose version moved since the last update are read.
+nothing twice. Only bronze tables whose version moved since the last update are read, and
+of those only the files added since (bronze is append-only; a file that compaction
+rewrote is read again and its rows, already in silver, are dropped as above).
 """
 
 from __future__ import annotations
@@ -145,11 +147,14 @@ class DuckDBEngine(Engine):
             if not full and (versions[source] is None or unchanged):
                 continue
             bronze = self._bronze_relation(source)
+            since = None if read_versions is None or full else read_versions.get(source)
+            added = None if since is None else self.db.added_since(bronze, since)
             for table in silver_tables_of(source):
                 path = self.lake.silver(table.name)
                 exists = table_exists(path)
+                reads = f"({added})" if added is not None and exists else bronze
                 rows = self.query(
-                    self._silver_rows_sql(table, bronze, refresh_id, only_new=exists and not full)
+                    self._silver_rows_sql(table, reads, refresh_id, only_new=exists and not full)
                 )
                 if full:
                     _write(path, rows, mode="overwrite", schema_mode="overwrite")
