@@ -5,12 +5,14 @@ Grain: one row per (``location_id``, ``sku``). Invariant: ``on_hand`` = the late
 ``event_time`` strictly after it (all movements when there is no snapshot), each
 ``event_id`` counted once.
 
-A streaming query reads ``bronze/inventory`` (a Delta stream, so a row is only seen once it
-is committed to bronze). Each micro-batch recomputes the (location, sku) keys it touches
-from the *full* bronze history of those keys and merges the result. Recomputing instead of
-adding deltas makes late and out-of-order events, late snapshots and duplicates converge to
-the invariant with no extra state, and makes a replayed batch a no-op (same input, same
-answer, nothing changes).
+The bronze query's micro-batch keeps it current (:class:`InventoryPosition`, called by
+:class:`ingest.bronze_sink.BronzeSink` right after it appended to ``bronze/inventory``):
+the (location, sku) keys the batch touches are recomputed from the *full* bronze history
+of those keys and merged. Recomputing instead of adding deltas makes late and out-of-order
+events, late snapshots and duplicates converge to the invariant with no extra state, and
+makes a replayed batch a no-op (same input, same answer, nothing changes). A crash between
+the bronze append and the merge is harmless too: the replayed batch skips the append
+(already committed) and still recomputes its keys.
 
 Stockout alerts use the table as an outbox: the merge that takes a position from > 0 to
 <= 0 stores a deterministic alert id with ``stockout_alert_sent = false``; after the merge
@@ -34,11 +36,11 @@ from scm.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingest.progress import ProgressLog
-
 log = logging.getLogger("scm.ingest")
 
-POSITION_QUERY = "scm_inventory_position"
+# The streaming query that kept the position before the bronze batch did (its checkpoint
+# in an older lake means positions may lag bronze: see InventoryPosition.catch_up).
+LEGACY_POSITION_QUERY = "scm_inventory_position"
 POSITION_TABLE = "inventory_position"
 KEYS = ("location_id", "sku")
 
@@ -157,26 +159,42 @@ def with_position_changes(new: DataFrame, current: DataFrame) -> DataFrame:
     )
 
 
-class InventoryPositionSink:
-    """``foreachBatch`` target of the position query: recompute touched keys, merge, alert."""
+class InventoryPosition:
+    """Keeps the position table current for the bronze rows a micro-batch appended."""
 
-    def __init__(self, lake: Lake, settings: Settings, progress: ProgressLog | None = None) -> None:
+    def __init__(self, lake: Lake, settings: Settings) -> None:
         self.bronze_path = lake.bronze("inventory")
         self.path = lake.silver(POSITION_TABLE)
         self.settings = settings
-        self.progress = progress
         # A previous run may have left alerts pending; afterwards only a batch that starts
         # a stockout (or a failed publish) can, which saves a table scan per batch.
         self._outbox_may_have_alerts = True
 
-    def commit_microbatch(self, batch: DataFrame, batch_id: int) -> None:
-        spark = batch.sparkSession
-        # Cached: both joins below use the keys, and the batch should be read once.
-        touched = batch.select(*KEYS).distinct().persist()
+    def update(self, spark: SparkSession, events: DataFrame | None) -> dict[str, int]:
+        """Recompute the keys of ``events`` (rows now in bronze; None: none), merge the
+        changed rows, publish pending alerts; return the counts for the progress log."""
+        changed = 0
+        if events is not None:
+            # Cached: both joins below use the keys, and the batch should be read once.
+            touched = events.select(*KEYS).distinct().persist()
+            try:
+                changed = self._recompute(spark, F.broadcast(touched))
+            finally:
+                touched.unpersist()
+        published = self.publish_pending_alerts(spark) if self._outbox_may_have_alerts else 0
+        return {"positions_changed": changed, "alerts_published": published}
+
+    def catch_up(self, spark: SparkSession) -> int:
+        """Recompute every key from the whole bronze history (a lake whose positions were
+        kept by a query of their own may lag bronze); return how many rows changed."""
+        keys = spark.read.format("delta").load(self.bronze_path).select(*KEYS).distinct()
+        return self._recompute(spark, keys)
+
+    def _recompute(self, spark: SparkSession, touched: DataFrame) -> int:
         history = spark.read.format("delta").load(self.bronze_path)
-        history = history.join(F.broadcast(touched), list(KEYS), "left_semi")
+        history = history.join(touched, list(KEYS), "left_semi")
         current = spark.read.format("delta").load(self.path)
-        current = current.join(F.broadcast(touched), list(KEYS), "left_semi")
+        current = current.join(touched, list(KEYS), "left_semi")
         changes = with_position_changes(inventory_positions(history), current).persist()
         try:
             summary = changes.agg(
@@ -190,14 +208,7 @@ class InventoryPositionSink:
                 self._outbox_may_have_alerts = True
         finally:
             changes.unpersist()
-            touched.unpersist()
-        published = self.publish_pending_alerts(spark) if self._outbox_may_have_alerts else 0
-        if self.progress is not None:
-            self.progress.add_counts(
-                POSITION_QUERY,
-                batch_id,
-                {"positions_changed": changed, "alerts_published": published},
-            )
+        return changed
 
     def _merge(self, spark: SparkSession, changes: DataFrame) -> None:
         from delta.tables import DeltaTable
