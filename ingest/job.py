@@ -195,7 +195,7 @@ def start_ingest(
         create_bronze_tables(spark, lake, topics)
         create_position_table(spark, lake)
         position = InventoryPosition(lake, settings)
-        _catch_up_legacy_position(spark, lake, position)
+        _ensure_ledger(spark, lake, position)
         progress = ProgressLog(Path(settings.state) / PROGRESS_FILE)
         spark.streams.addListener(progress)
     except BaseException:
@@ -223,14 +223,15 @@ def start_ingest(
     return run
 
 
-def _catch_up_legacy_position(spark: SparkSession, lake: Lake, position: InventoryPosition) -> None:
-    """A lake from before the position moved into the bronze batch has the checkpoint of
-    the query that kept it, and its positions may lag bronze: recompute them all once,
-    then remove that checkpoint (Hadoop's file system API, so any lake URI works)."""
+def _ensure_ledger(spark: SparkSession, lake: Lake, position: InventoryPosition) -> None:
+    """The position's ledger, built from bronze where it is missing; a lake from before
+    it also loses the checkpoint of the query that kept the position then (Hadoop's file
+    system API, so any lake URI works)."""
+    changed = position.ensure_ledger(spark)
+    if changed:
+        log.info("recomputed the inventory position from bronze (%d rows changed)", changed)
     jvm: Any = spark._jvm
     legacy = jvm.org.apache.hadoop.fs.Path(lake.checkpoint(LEGACY_POSITION_QUERY))
     fs = legacy.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
     if fs.exists(legacy):
-        changed = position.catch_up(spark)
-        log.info("recomputed the inventory position from bronze (%d rows changed)", changed)
         fs.delete(legacy, True)

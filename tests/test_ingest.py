@@ -580,6 +580,7 @@ def test_replayed_microbatch_writes_and_alerts_once(
         0,
     )
     second = kafka_batch([make.movement(location, "SKU-1", -3, at(10))], 100)
+    assert InventoryPosition(lake, settings).ensure_ledger(spark) == 0  # as a start does
     # A crash after the bronze append, before the merge: a sink without the position.
     crashed = BronzeSink(lake, TOPICS)
     crashed.bind("replay-test")
@@ -617,17 +618,20 @@ def test_replayed_microbatch_writes_and_alerts_once(
     assert position[0]["stockout_alert_id"] == alerts[0]["event_id"]
 
 
-def test_a_lake_from_the_two_query_design_gets_its_positions_recomputed_once(
+def test_a_lake_without_the_position_ledger_gets_it_built_from_bronze_once(
     spark: Any, kafka_broker: str, tmp_path: Path
 ) -> None:
-    """Its position query may have lagged bronze: the next start catches every key up."""
+    """A lake from before the ledger (its position query may have lagged bronze): the next
+    start recomputes every position from bronze, builds the ledger, drops the old query's
+    checkpoint; later batches fold their events into that ledger."""
     from ingest.bronze_sink import BronzeSink, create_bronze_tables
     from ingest.inventory_position import (
+        LEDGER_TABLE,
         LEGACY_POSITION_QUERY,
         InventoryPosition,
         create_position_table,
     )
-    from ingest.job import _catch_up_legacy_position
+    from ingest.job import _ensure_ledger
     from scm.lake import Lake
 
     settings = make_settings(tmp_path, kafka_broker)
@@ -636,33 +640,63 @@ def test_a_lake_from_the_two_query_design_gets_its_positions_recomputed_once(
     create_position_table(spark, lake)
     token = f"t{uuid.uuid4().hex[:8]}"
     make = EventFactory(token)
-    messages = [
-        make.snapshot(f"{token}-DC1", "SKU-1", 5, at(9)),
-        make.movement(f"{token}-DC1", "SKU-1", -2, at(10)),
-    ]
-    rows = [
-        (key.encode(), value, topic, 0, n, dt.datetime(2026, 3, 2), 0)
-        for n, (topic, key, value) in enumerate(messages)
-    ]
-    batch = spark.createDataFrame(
-        rows,
-        "key binary, value binary, topic string, partition int, offset long,"
-        " timestamp timestamp, timestampType int",
-    )
+    dc = f"{token}-DC1"
+
+    def batch(messages: list[Message], first_offset: int) -> Any:
+        rows = [
+            (key.encode(), value, topic, 0, first_offset + n, dt.datetime(2026, 3, 2), 0)
+            for n, (topic, key, value) in enumerate(messages)
+        ]
+        return spark.createDataFrame(
+            rows,
+            "key binary, value binary, topic string, partition int, offset long,"
+            " timestamp timestamp, timestampType int",
+        )
+
+    def on_hand() -> list[tuple[str, int]]:
+        rows = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
+        return sorted((r["sku"], r["on_hand"]) for r in rows)
+
     old_design = BronzeSink(lake, TOPICS)  # bronze written, its position never computed
     old_design.bind("legacy")
-    old_design.commit_microbatch(batch, 0)
+    old_design.commit_microbatch(
+        batch(
+            [
+                make.movement(dc, "SKU-1", 4, at(8)),  # before the snapshot: never counts
+                make.snapshot(dc, "SKU-1", 5, at(9)),
+                make.movement(dc, "SKU-1", -2, at(10)),
+                make.movement(dc, "SKU-2", 7, at(10)),
+            ],
+            0,
+        ),
+        0,
+    )
     legacy = Path(lake.checkpoint(LEGACY_POSITION_QUERY))
     (legacy / "offsets").mkdir(parents=True)
 
     position = InventoryPosition(lake, settings)
-    _catch_up_legacy_position(spark, lake, position)
-    _catch_up_legacy_position(spark, lake, position)  # once: the checkpoint is gone
+    _ensure_ledger(spark, lake, position)
     assert not legacy.exists()
-    on_hand = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
-    assert [(r["location_id"], r["sku"], r["on_hand"]) for r in on_hand] == [
-        (f"{token}-DC1", "SKU-1", 3)
-    ]
+    assert on_hand() == [("SKU-1", 3), ("SKU-2", 7)]
+    ledger = spark.read.format("delta").load(lake.checkpoint(LEDGER_TABLE)).collect()
+    kept = {r["sku"]: sorted(e["event_type"] for e in r["events"]) for r in ledger}
+    assert kept == {
+        "SKU-1": ["inventory_movement", "inventory_snapshot"],  # the 8:00 movement pruned
+        "SKU-2": ["inventory_movement"],
+    }
+    assert position.ensure_ledger(spark) == 0  # once
+
+    # Later batches: a late movement before the snapshot, a duplicate, a later snapshot.
+    late = make.movement(dc, "SKU-1", 100, at(7))
+    later = make.movement(dc, "SKU-1", -1, at(11))
+    sink = BronzeSink(lake, TOPICS, position=position, last_planned_batch=-1)
+    sink.bind("ledger")
+    sink.commit_microbatch(batch([late, later], 10), 1)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 7)]
+    sink.commit_microbatch(batch([later, make.snapshot(dc, "SKU-2", 1, at(9))], 20), 2)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 1 + 7)]  # SKU-2's 10:00 movement is after
+    sink.commit_microbatch(batch([make.snapshot(dc, "SKU-2", 6, at(12))], 30), 3)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 6)]
 
 
 def test_maintain_compacts_checkpoints_and_vacuums(
