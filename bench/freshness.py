@@ -186,9 +186,9 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
     spark.streams.addListener(capture)
     handle = start_ingest(spark, settings, once=False)
     try:
-        # Let every query finish its first (catch-up) micro-batch before the clock starts.
-        queries = list(getattr(handle, "queries", []))
-        wait_for(lambda: all(q.lastProgress is not None for q in queries), timeout=STARTUP_S)
+        # Let the query finish its first (catch-up) micro-batch before the clock starts.
+        query = handle.query
+        wait_for(lambda: query is None or query.lastProgress is not None, timeout=STARTUP_S)
         time.sleep(max(2.0, 2 * settings.ingest.trigger_seconds))
         for watcher in watchers:
             watcher.start()

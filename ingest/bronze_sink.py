@@ -1,4 +1,5 @@
-"""The bronze sink: one micro-batch of all ``scm.*`` topics → bronze tables + quarantine.
+"""The bronze sink: one micro-batch of all ``scm.*`` topics → bronze tables + quarantine,
+then the inventory position of the keys it touched (:mod:`ingest.inventory_position`).
 
 Exactly-once: Spark replays a micro-batch whose offsets were planned but whose commit was
 not recorded in the checkpoint, and only such a batch: a batch id no newer than the newest
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from ingest.inventory_position import InventoryPosition
 from ingest.validation import validate
 from scm.contracts import TOPICS, bronze_spark_ddl, quarantine_spark_ddl
 from scm.lake import Lake
@@ -36,6 +38,7 @@ BRONZE_QUERY = "scm_ingest_bronze"
 ROWS_PER_TASK = 50_000
 # Commits read back for a replay check before falling back to the whole history.
 _RECENT_COMMITS = 20
+_INVENTORY_TOPIC = next(name for name, topic in TOPICS.items() if topic.entity == "inventory")
 
 
 def create_delta_table(spark: SparkSession, path: str, ddl: str) -> None:
@@ -113,7 +116,8 @@ def last_planned_batch(spark: SparkSession, checkpoint: str) -> int:
 
 
 class BronzeSink:
-    """``foreachBatch`` target of the bronze query: splits by topic, validates, appends."""
+    """``foreachBatch`` target of the bronze query: splits by topic, validates, appends,
+    then updates the inventory position (``position``) in the same micro-batch."""
 
     def __init__(
         self,
@@ -121,6 +125,7 @@ class BronzeSink:
         topics: Iterable[str],
         progress: ProgressLog | None = None,
         *,
+        position: InventoryPosition | None = None,
         last_planned_batch: int | None = None,
     ) -> None:
         """``last_planned_batch``: the newest batch id in the checkpoint's offset log before
@@ -129,6 +134,7 @@ class BronzeSink:
         self.lake = lake
         self.topics = tuple(topics)
         self.progress = progress
+        self.position = position
         self._app_id: str | None = None
         self._app_id_ready = threading.Event()
         self._last_attempted = last_planned_batch  # a batch id up to this may be a replay
@@ -183,6 +189,13 @@ class BronzeSink:
                     writes.append((checked.quarantine, self.lake.quarantine))
                 for frame, path in writes:
                     append_once(frame, path, app_id, batch_id, may_be_replay=may_be_replay)
+                # After the append, even when a replay skipped it: the merge may not have
+                # happened before the crash, and recomputing is idempotent.
+                position: dict[str, int] = {}
+                if self.position is not None:
+                    inventory = _INVENTORY_TOPIC in topics and counts[_INVENTORY_TOPIC][0]
+                    events = checked.bronze[_INVENTORY_TOPIC] if inventory else None
+                    position = self.position.update(batch.sparkSession, events)
         finally:
             raw.unpersist()
         if self.progress is not None:
@@ -190,6 +203,7 @@ class BronzeSink:
                 BRONZE_QUERY,
                 batch_id,
                 {
+                    **position,
                     "valid_rows": sum(valid for valid, _ in counts.values()),
                     "quarantined_rows": sum(rejected for _, rejected in counts.values()),
                     "rows_by_topic": {

@@ -5,12 +5,23 @@ Grain: one row per (``location_id``, ``sku``). Invariant: ``on_hand`` = the late
 ``event_time`` strictly after it (all movements when there is no snapshot), each
 ``event_id`` counted once.
 
-A streaming query reads ``bronze/inventory`` (a Delta stream, so a row is only seen once it
-is committed to bronze). Each micro-batch recomputes the (location, sku) keys it touches
-from the *full* bronze history of those keys and merges the result. Recomputing instead of
-adding deltas makes late and out-of-order events, late snapshots and duplicates converge to
-the invariant with no extra state, and makes a replayed batch a no-op (same input, same
-answer, nothing changes).
+The bronze query's micro-batch keeps it current (:class:`InventoryPosition`, called by
+:class:`ingest.bronze_sink.BronzeSink` right after it appended to ``bronze/inventory``).
+The (location, sku) keys the batch touches are recomputed, not incremented, which makes
+late and out-of-order events, late snapshots and duplicates converge to the invariant and
+a replayed batch a no-op (same input, same answer, nothing changes). They are recomputed
+from a **ledger** (``_checkpoints/inventory_ledger``), not from all of bronze: per key, the
+events that can still count — the latest snapshot and the movements after it (all
+movements while there is none), with their Kafka coordinates. That is a sufficient
+history: an event older than the latest snapshot can never count again, whatever arrives
+later (a later snapshot only moves the cut forward; a re-sent old event is older too), and
+the latest event_time is always kept. So a batch reads one ledger row per touched key
+instead of scanning the whole bronze table.
+
+Each batch merges the touched keys' ledger rows, then the positions computed from them. A
+crash between the bronze append, the ledger merge and the position merge is harmless:
+the replayed batch skips the append (already committed), finds its events in the ledger
+already (event_ids count once) and still recomputes and merges its keys.
 
 Stockout alerts use the table as an outbox: the merge that takes a position from > 0 to
 <= 0 stores a deterministic alert id with ``stockout_alert_sent = false``; after the merge
@@ -34,11 +45,11 @@ from scm.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from ingest.progress import ProgressLog
-
 log = logging.getLogger("scm.ingest")
 
-POSITION_QUERY = "scm_inventory_position"
+# The streaming query that kept the position before the bronze batch did (its checkpoint
+# in an older lake means positions may lag bronze: see InventoryPosition.ensure_ledger).
+LEGACY_POSITION_QUERY = "scm_inventory_position"
 POSITION_TABLE = "inventory_position"
 KEYS = ("location_id", "sku")
 
@@ -54,6 +65,13 @@ POSITION_DDL = ", ".join(
         "stockout_alert_sent BOOLEAN",  # outbox flag: false until the alert is in Kafka
     ]
 )
+
+LEDGER_TABLE = "inventory_ledger"  # in _checkpoints/: internal state, not a silver table
+# The bronze columns a position is computed from (inventory_positions reads these).
+_EVENT_COLUMNS = (
+    "event_id", "event_type", "event_time", "on_hand", "quantity_delta",
+    "_topic", "_partition", "_offset",
+)  # fmt: skip
 
 _MERGE_ATTEMPTS = 4
 
@@ -101,6 +119,40 @@ def inventory_positions(events: DataFrame) -> DataFrame:
             "last_event_time",
         )
     )
+
+
+def still_counting(events: DataFrame) -> DataFrame:
+    """Inventory events → the ledger: per key, the events that can still count (module doc).
+
+    Rows of ``events`` are bronze-shaped (keys and the event columns); duplicated
+    event_ids keep the copy at the lowest Kafka coordinates, as :func:`inventory_positions`.
+    """
+    first_copy = Window.partitionBy("event_id").orderBy("_topic", "_partition", "_offset")
+    latest_snapshot = Window.partitionBy(*KEYS)
+    snapshot_key = F.when(
+        F.col("event_type") == "inventory_snapshot", F.struct("event_time", "event_id")
+    )
+    unique = (
+        events.withColumn("_copy", F.row_number().over(first_copy))
+        .where(F.col("_copy") == 1)
+        .withColumn("_cut", F.max(snapshot_key).over(latest_snapshot))
+    )
+    counts = (
+        F.col("_cut").isNull()
+        | (F.struct("event_time", "event_id") == F.col("_cut"))
+        # Later events of any type: only movements add, but each may be the latest event.
+        | (F.col("event_time") > F.col("_cut.event_time"))
+    )
+    return (
+        unique.where(counts)
+        .groupBy(*KEYS)
+        .agg(F.sort_array(F.collect_list(F.struct(*_EVENT_COLUMNS))).alias("events"))
+    )
+
+
+def ledger_events(ledger: DataFrame) -> DataFrame:
+    """Ledger rows → one row per event, in the bronze columns the position reads."""
+    return ledger.select(*KEYS, F.explode("events").alias("e")).select(*KEYS, "e.*")
 
 
 def stockout_alert_id(location_id: Any, sku: Any, event_time: Any) -> Any:
@@ -157,27 +209,69 @@ def with_position_changes(new: DataFrame, current: DataFrame) -> DataFrame:
     )
 
 
-class InventoryPositionSink:
-    """``foreachBatch`` target of the position query: recompute touched keys, merge, alert."""
+class InventoryPosition:
+    """Keeps the ledger and the position table current for the bronze rows a micro-batch
+    appended (see the module doc)."""
 
-    def __init__(self, lake: Lake, settings: Settings, progress: ProgressLog | None = None) -> None:
+    def __init__(self, lake: Lake, settings: Settings) -> None:
         self.bronze_path = lake.bronze("inventory")
+        self.ledger_path = lake.checkpoint(LEDGER_TABLE)
         self.path = lake.silver(POSITION_TABLE)
         self.settings = settings
-        self.progress = progress
         # A previous run may have left alerts pending; afterwards only a batch that starts
         # a stockout (or a failed publish) can, which saves a table scan per batch.
         self._outbox_may_have_alerts = True
 
-    def commit_microbatch(self, batch: DataFrame, batch_id: int) -> None:
-        spark = batch.sparkSession
-        # Cached: both joins below use the keys, and the batch should be read once.
-        touched = batch.select(*KEYS).distinct().persist()
+    def update(self, spark: SparkSession, events: DataFrame | None) -> dict[str, int]:
+        """Fold ``events`` (rows now in bronze; None: none) into the ledger, merge the
+        positions that changed, publish pending alerts; return the progress counts."""
+        changed = 0
+        if events is not None:
+            batch = events.select(*KEYS, *_EVENT_COLUMNS)
+            touched = F.broadcast(batch.select(*KEYS).distinct())
+            known = spark.read.format("delta").load(self.ledger_path)
+            known = ledger_events(known.join(touched, list(KEYS), "left_semi"))
+            changed = self._apply(spark, batch.unionByName(known), touched)
+        published = self.publish_pending_alerts(spark) if self._outbox_may_have_alerts else 0
+        return {"positions_changed": changed, "alerts_published": published}
+
+    def ensure_ledger(self, spark: SparkSession) -> int:
+        """Build the ledger from the whole bronze history unless it exists: on a new lake
+        (nothing to read), or on one from before the ledger, whose positions a query of
+        their own kept and may have left behind bronze. The positions are merged first
+        and the ledger is created last, in one commit: a crash in between redoes this at
+        the next start. Returns how many positions changed."""
+        from delta.tables import DeltaTable
+
+        if DeltaTable.isDeltaTable(spark, self.ledger_path):
+            return 0
         history = spark.read.format("delta").load(self.bronze_path)
-        history = history.join(F.broadcast(touched), list(KEYS), "left_semi")
+        ledger = still_counting(history.select(*KEYS, *_EVENT_COLUMNS)).persist()
+        try:
+            changed = self._merge_positions(spark, ledger, None)
+            ledger.write.format("delta").mode("overwrite").save(self.ledger_path)
+        finally:
+            ledger.unpersist()
+        return changed
+
+    def _apply(self, spark: SparkSession, events: DataFrame, touched: DataFrame) -> int:
+        ledger = still_counting(events).persist()
+        try:
+            self._merge(spark, self.ledger_path, ledger)
+            return self._merge_positions(spark, ledger, touched)
+        finally:
+            ledger.unpersist()
+
+    def _merge_positions(
+        self, spark: SparkSession, ledger: DataFrame, touched: DataFrame | None
+    ) -> int:
+        """Merge the positions of ``ledger``'s keys (``touched``: those keys; None: all)
+        that differ from the table; return how many."""
         current = spark.read.format("delta").load(self.path)
-        current = current.join(F.broadcast(touched), list(KEYS), "left_semi")
-        changes = with_position_changes(inventory_positions(history), current).persist()
+        if touched is not None:
+            current = current.join(touched, list(KEYS), "left_semi")
+        new = inventory_positions(ledger_events(ledger))
+        changes = with_position_changes(new, current).persist()
         try:
             summary = changes.agg(
                 F.count(F.lit(1)).alias("changed"),
@@ -185,21 +279,15 @@ class InventoryPositionSink:
             ).first()
             changed = int(summary["changed"]) if summary else 0
             if changed:
-                self._merge(spark, changes)
+                self._merge(spark, self.path, changes)
             if summary and summary["new_stockouts"]:
                 self._outbox_may_have_alerts = True
         finally:
             changes.unpersist()
-            touched.unpersist()
-        published = self.publish_pending_alerts(spark) if self._outbox_may_have_alerts else 0
-        if self.progress is not None:
-            self.progress.add_counts(
-                POSITION_QUERY,
-                batch_id,
-                {"positions_changed": changed, "alerts_published": published},
-            )
+        return changed
 
-    def _merge(self, spark: SparkSession, changes: DataFrame) -> None:
+    def _merge(self, spark: SparkSession, path: str, changes: DataFrame) -> None:
+        """Upsert ``changes`` by key into the Delta table at ``path``."""
         from delta.tables import DeltaTable
 
         columns = [field.name for field in changes.schema.fields]
@@ -207,7 +295,7 @@ class InventoryPositionSink:
         for attempt in range(1, _MERGE_ATTEMPTS + 1):
             try:
                 (
-                    DeltaTable.forPath(spark, self.path)
+                    DeltaTable.forPath(spark, path)
                     .alias("t")
                     .merge(changes.alias("s"), condition)
                     .whenMatchedUpdate(set={c: f"s.{c}" for c in columns})

@@ -1,18 +1,16 @@
-"""Start, watch and stop the ingest's streaming queries.
+"""Start, watch and stop the ingest's streaming query.
 
-Two queries share one Spark application:
+One query, ``scm_ingest_bronze``: Spark's Kafka source over all five ``scm.*`` topics,
+split by topic inside ``foreachBatch`` (:mod:`ingest.bronze_sink`), which also keeps
+``silver/inventory_position`` current for the keys the batch touched
+(:mod:`ingest.inventory_position`). One query instead of one per topic, and the position
+in the same micro-batch instead of a second query over the bronze table: on two cores
+every extra micro-batch loop competes for the same CPUs and pays its own planning,
+offset-log and commit overhead per trigger, and a second query added its own batch
+latency behind bronze.
 
-* ``scm_ingest_bronze`` — Spark's Kafka source over all five ``scm.*`` topics, split by
-  topic inside ``foreachBatch`` (:mod:`ingest.bronze_sink`). One query instead of one per
-  topic: on two cores five micro-batch loops would compete for the same CPUs and each pay
-  its own planning, offset-log and commit overhead per trigger, while one loop reads Kafka
-  once per trigger and commits each table at most once.
-* ``scm_inventory_position`` — a Delta stream over ``bronze/inventory`` keeping
-  ``silver/inventory_position`` current (:mod:`ingest.inventory_position`).
-
-``once`` runs them one after the other with ``Trigger.AvailableNow`` (the position query
-must see everything the bronze query wrote); otherwise both run side by side with a
-processing-time trigger until :meth:`IngestRun.stop`.
+``once`` runs it with ``Trigger.AvailableNow``; otherwise with a processing-time trigger
+until :meth:`IngestRun.stop`.
 """
 
 from __future__ import annotations
@@ -21,10 +19,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.bronze_sink import (
     BRONZE_QUERY,
@@ -33,8 +30,8 @@ from ingest.bronze_sink import (
     last_planned_batch,
 )
 from ingest.inventory_position import (
-    POSITION_QUERY,
-    InventoryPositionSink,
+    LEGACY_POSITION_QUERY,
+    InventoryPosition,
     create_position_table,
 )
 from ingest.kafka_source import read_topics
@@ -55,8 +52,6 @@ log = logging.getLogger("scm.ingest")
 _GRACEFUL_STOP_SECONDS = 30.0
 # "package.module.SomeError: message", the last line of a Python or Java traceback.
 _RAISED = re.compile(r"^[\w.$]+(Exception|Error)(: |$)")
-
-QueryStarter = Callable[[], "StreamingQuery"]
 
 
 def _with_trigger(writer: DataStreamWriter, settings: Settings, once: bool) -> DataStreamWriter:
@@ -86,35 +81,32 @@ def query_failure_reason(error: BaseException) -> str:
 
 @dataclass
 class IngestRun:
-    """Handles of a running ingest: wait for it, stop it, read its queries."""
+    """Handles of a running ingest: wait for it, stop it, read its query."""
 
     spark: SparkSession
     settings: Settings
     once: bool
     lock: IngestLock
     progress: ProgressLog
-    queries: list[StreamingQuery] = field(default_factory=list)
-    _pending: list[tuple[str, QueryStarter]] = field(default_factory=list)
+    query: StreamingQuery | None = None
     _stopped: bool = False
 
     @property
     def is_active(self) -> bool:
-        return any(query.isActive for query in self.queries) or bool(self._pending)
+        return self.query is not None and self.query.isActive
 
     def await_completion(self, timeout: float | None = None) -> bool:
-        """Wait until every query finished (``once``) or ``timeout`` passes; True if done.
+        """Wait until the query finished (``once``) or ``timeout`` passes; True if done.
 
-        Raises :class:`ScmError` with a one-line reason when a query failed.
+        Raises :class:`ScmError` with a one-line reason when the query failed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            for query in self.queries:
-                self._raise_if_failed(query)
-            running = [query for query in self.queries if query.isActive]
-            if not running and self._pending:
-                self._start_next()
-                continue
-            if not running:
+            query = self.query
+            if query is None:
+                return True
+            self._raise_if_failed(query)
+            if not query.isActive:
                 self._flush_progress()
                 return True
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -123,14 +115,14 @@ class IngestRun:
             wait = 0.5 if remaining is None else max(0.05, min(0.5, remaining))
             # A failure is reported by _raise_if_failed with a clean message.
             with contextlib.suppress(Exception):
-                running[0].awaitTermination(wait)  # type: ignore[arg-type]
+                query.awaitTermination(wait)  # type: ignore[arg-type]
 
     # The name StreamingQuery users (and the benchmark harness) look for.
     def await_termination(self, timeout: float | None = None) -> bool:
         return self.await_completion(timeout)
 
     def stop(self) -> None:
-        """Stop gracefully: let an in-flight micro-batch finish, then stop each query.
+        """Stop gracefully: let an in-flight micro-batch finish, then stop the query.
 
         A batch that is interrupted anyway (after the grace period) is replayed on the next
         start, which the idempotent sinks make harmless.
@@ -138,34 +130,26 @@ class IngestRun:
         if self._stopped:
             return
         self._stopped = True
-        self._pending.clear()
         try:
-            # Wait for a moment when no query runs a batch, then stop them all at once:
-            # waiting for one query at a time let the other start its next batch meanwhile
-            # (the position query picks up what the bronze query just committed).
-            deadline = time.monotonic() + _GRACEFUL_STOP_SECONDS
-            while time.monotonic() < deadline and any(
-                query.isActive and query.status.get("isTriggerActive", False)
-                for query in self.queries
-            ):
-                time.sleep(0.05)
-            for query in self.queries:
+            query = self.query
+            if query is not None:
+                deadline = time.monotonic() + _GRACEFUL_STOP_SECONDS
+                while (
+                    time.monotonic() < deadline
+                    and query.isActive
+                    and query.status.get("isTriggerActive", False)
+                ):
+                    time.sleep(0.05)
                 try:
                     query.stop()
                 except Exception as error:
                     log.warning("query %s did not stop cleanly: %s", query.name, error)
-            self._flush_progress()
+                self._flush_progress()
         finally:
             try:
                 self.spark.streams.removeListener(self.progress)
             finally:
                 self.lock.release()
-
-    def _start_next(self) -> None:
-        name, starter = self._pending.pop(0)
-        query = starter()
-        self.queries.append(query)
-        log.info("started %s (%s)", name, "available now" if self.once else "continuous")
 
     def _raise_if_failed(self, query: StreamingQuery) -> None:
         error = query.exception()
@@ -176,12 +160,13 @@ class IngestRun:
         """Wait until the listener has written the last batch that processed records.
 
         Only such batches get a record: waiting for a trigger that found nothing (its
-        progress is never written) used to cost 3 s per query, twice per run.
+        progress is never written) used to cost 3 s per query.
         """
-        for query in self.queries:
-            with_records = [p["batchId"] for p in query.recentProgress if p.get("numInputRows")]
-            if with_records:
-                self.progress.wait_for(str(query.id), int(max(with_records)), timeout=3.0)
+        if self.query is None:
+            return
+        with_records = [p["batchId"] for p in self.query.recentProgress if p.get("numInputRows")]
+        if with_records:
+            self.progress.wait_for(str(self.query.id), int(max(with_records)), timeout=3.0)
 
     def __enter__(self) -> IngestRun:
         return self
@@ -200,9 +185,7 @@ def start_ingest(
     """Start the ingest on ``spark`` and return its handles.
 
     Takes the lake's ingest lock (or uses ``lock`` when the caller already holds it) and
-    creates every table up front, so empty topics still give readable tables. With
-    ``once`` the bronze query runs first and the position query starts when it is done
-    (inside :meth:`IngestRun.await_completion`).
+    creates every table up front, so empty topics still give readable tables.
     """
     lock = (lock or IngestLock.for_settings(settings)).acquire()
     try:
@@ -211,49 +194,44 @@ def start_ingest(
         topics = tuple(TOPICS)
         create_bronze_tables(spark, lake, topics)
         create_position_table(spark, lake)
+        position = InventoryPosition(lake, settings)
+        _ensure_ledger(spark, lake, position)
         progress = ProgressLog(Path(settings.state) / PROGRESS_FILE)
         spark.streams.addListener(progress)
     except BaseException:
         lock.release()
         raise
 
-    def start_bronze() -> StreamingQuery:
+    run = IngestRun(spark, settings, once, lock, progress)
+    try:
         checkpoint = lake.checkpoint(BRONZE_QUERY)
         planned = last_planned_batch(spark, checkpoint)
-        sink = BronzeSink(lake, topics, progress, last_planned_batch=planned)
+        sink = BronzeSink(lake, topics, progress, position=position, last_planned_batch=planned)
         writer = (
             read_topics(spark, settings, topics)
             .writeStream.queryName(BRONZE_QUERY)
             .option("checkpointLocation", checkpoint)
             .foreachBatch(sink.commit_microbatch)
         )
-        query = _with_trigger(writer, settings, once).start()
-        progress.watch(str(query.id), BRONZE_QUERY)
-        sink.bind(str(query.id))
-        return query
-
-    def start_position() -> StreamingQuery:
-        sink = InventoryPositionSink(lake, settings, progress)
-        writer = (
-            spark.readStream.format("delta")
-            # bronze is append-only; a rewrite that changes data is not new inventory.
-            .option("skipChangeCommits", "true")
-            .load(lake.bronze("inventory"))
-            .writeStream.queryName(POSITION_QUERY)
-            .option("checkpointLocation", lake.checkpoint(POSITION_QUERY))
-            .foreachBatch(sink.commit_microbatch)
-        )
-        query = _with_trigger(writer, settings, once).start()
-        progress.watch(str(query.id), POSITION_QUERY)
-        return query
-
-    run = IngestRun(spark, settings, once, lock, progress)
-    run._pending = [(BRONZE_QUERY, start_bronze), (POSITION_QUERY, start_position)]
-    try:
-        run._start_next()
-        if not once:
-            run._start_next()
+        run.query = _with_trigger(writer, settings, once).start()
+        progress.watch(str(run.query.id), BRONZE_QUERY)
+        sink.bind(str(run.query.id))
+        log.info("started %s (%s)", BRONZE_QUERY, "available now" if once else "continuous")
     except BaseException:
         run.stop()
         raise
     return run
+
+
+def _ensure_ledger(spark: SparkSession, lake: Lake, position: InventoryPosition) -> None:
+    """The position's ledger, built from bronze where it is missing; a lake from before
+    it also loses the checkpoint of the query that kept the position then (Hadoop's file
+    system API, so any lake URI works)."""
+    changed = position.ensure_ledger(spark)
+    if changed:
+        log.info("recomputed the inventory position from bronze (%d rows changed)", changed)
+    jvm: Any = spark._jvm
+    legacy = jvm.org.apache.hadoop.fs.Path(lake.checkpoint(LEGACY_POSITION_QUERY))
+    fs = legacy.getFileSystem(spark._jsc.hadoopConfiguration())  # type: ignore[attr-defined]
+    if fs.exists(legacy):
+        fs.delete(legacy, True)

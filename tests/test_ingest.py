@@ -510,8 +510,10 @@ def test_progress_is_logged_per_batch(ingested: Ingested) -> None:
     lines = (Path(ingested.settings.state) / "ingest-progress.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     bronze = [r for r in records if r["query"] == "scm_ingest_bronze"]
-    position = [r for r in records if r["query"] == "scm_inventory_position"]
-    assert bronze and position
+    assert bronze and {r["query"] for r in records} == {"scm_ingest_bronze"}
+    # The position is kept in the same micro-batch: its counts are on the bronze records.
+    assert sum(r["positions_changed"] for r in bronze) > 0
+    assert all(r["alerts_published"] >= 0 for r in bronze)
     for record in bronze:
         assert record["input_rows"] > 0 and record["batch_duration_ms"] >= 0
         assert record["offsets_behind_latest"] is not None
@@ -538,10 +540,11 @@ def test_last_planned_batch_is_the_newest_batch_the_checkpoint_planned(
 def test_replayed_microbatch_writes_and_alerts_once(
     spark: Any, kafka_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sinks called again with the same batch id, as Spark does after a crash."""
+    """The sink called again with the same batch id, as Spark does after a crash: also after
+    one that came between the bronze append and the position merge."""
     from ingest import inventory_position
     from ingest.bronze_sink import BronzeSink, create_bronze_tables
-    from ingest.inventory_position import InventoryPositionSink, create_position_table
+    from ingest.inventory_position import InventoryPosition, create_position_table
     from scm.errors import ScmError
     from scm.lake import Lake
 
@@ -568,29 +571,42 @@ def test_replayed_microbatch_writes_and_alerts_once(
         )
         return spark.createDataFrame(rows, schema)
 
-    bronze = BronzeSink(lake, TOPICS)
-    bronze.bind("replay-test")
+    def position_rows() -> list[tuple[int, bool | None]]:
+        rows = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
+        return [(r["on_hand"], r["stockout_alert_sent"]) for r in rows]
+
     first = kafka_batch(
         [make.snapshot(location, "SKU-1", 3, at(9)), make.order(1), *malformed_messages(token, 1)],
         0,
     )
     second = kafka_batch([make.movement(location, "SKU-1", -3, at(10))], 100)
-    positions = InventoryPositionSink(lake, settings)
+    assert InventoryPosition(lake, settings).ensure_ledger(spark) == 0  # as a start does
+    # A crash after the bronze append, before the merge: a sink without the position.
+    crashed = BronzeSink(lake, TOPICS)
+    crashed.bind("replay-test")
+    crashed.commit_microbatch(first, 0)
+    assert position_rows() == []
+    # The restarted run replays batch 0: bronze is skipped, the position is still computed.
+    bronze = BronzeSink(
+        lake, TOPICS, position=InventoryPosition(lake, settings), last_planned_batch=0
+    )
+    bronze.bind("replay-test")
     bronze.commit_microbatch(first, 0)
     bronze.commit_microbatch(first, 0)  # replayed in the same run: skipped
-    positions.commit_microbatch(spark.read.format("delta").load(lake.bronze("inventory")), 0)
-    bronze.commit_microbatch(second, 1)
-    # A new run whose checkpoint planned batch 1 (the job reads this before starting).
-    restarted = BronzeSink(lake, TOPICS, last_planned_batch=1)
-    restarted.bind("replay-test")
-    restarted.commit_microbatch(second, 1)  # replayed: the markers say it is written
-    inventory = lake.bronze("inventory")
+    assert position_rows() == [(3, None)]
     with monkeypatch.context() as patch:  # Kafka refuses the alert: it stays in the outbox
         patch.setattr(inventory_position, "publish_stockouts", refuse_alerts)
-        positions.commit_microbatch(spark.read.format("delta").load(inventory), 1)
+        bronze.commit_microbatch(second, 1)
     assert read_alerts(settings, f"{location}:SKU-1") == []
-    for _replay in range(2):  # replayed: the pending alert goes out, and only once
-        positions.commit_microbatch(spark.read.format("delta").load(inventory), 1)
+    assert position_rows() == [(0, False)]
+    # A new run whose checkpoint planned batch 1 replays it: the markers say it is written,
+    # the position is unchanged, and the pending alert goes out, once.
+    for _replay in range(2):
+        restarted = BronzeSink(
+            lake, TOPICS, position=InventoryPosition(lake, settings), last_planned_batch=1
+        )
+        restarted.bind("replay-test")
+        restarted.commit_microbatch(second, 1)
 
     rows = bronze_rows(spark, settings, token)
     assert len(rows) == 3  # snapshot, order, movement: each once
@@ -600,6 +616,87 @@ def test_replayed_microbatch_writes_and_alerts_once(
     position = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
     assert [(r["on_hand"], r["stockout_alert_sent"]) for r in position] == [(0, True)]
     assert position[0]["stockout_alert_id"] == alerts[0]["event_id"]
+
+
+def test_a_lake_without_the_position_ledger_gets_it_built_from_bronze_once(
+    spark: Any, kafka_broker: str, tmp_path: Path
+) -> None:
+    """A lake from before the ledger (its position query may have lagged bronze): the next
+    start recomputes every position from bronze, builds the ledger, drops the old query's
+    checkpoint; later batches fold their events into that ledger."""
+    from ingest.bronze_sink import BronzeSink, create_bronze_tables
+    from ingest.inventory_position import (
+        LEDGER_TABLE,
+        LEGACY_POSITION_QUERY,
+        InventoryPosition,
+        create_position_table,
+    )
+    from ingest.job import _ensure_ledger
+    from scm.lake import Lake
+
+    settings = make_settings(tmp_path, kafka_broker)
+    lake = Lake.at(settings.lake)
+    create_bronze_tables(spark, lake, TOPICS)
+    create_position_table(spark, lake)
+    token = f"t{uuid.uuid4().hex[:8]}"
+    make = EventFactory(token)
+    dc = f"{token}-DC1"
+
+    def batch(messages: list[Message], first_offset: int) -> Any:
+        rows = [
+            (key.encode(), value, topic, 0, first_offset + n, dt.datetime(2026, 3, 2), 0)
+            for n, (topic, key, value) in enumerate(messages)
+        ]
+        return spark.createDataFrame(
+            rows,
+            "key binary, value binary, topic string, partition int, offset long,"
+            " timestamp timestamp, timestampType int",
+        )
+
+    def on_hand() -> list[tuple[str, int]]:
+        rows = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
+        return sorted((r["sku"], r["on_hand"]) for r in rows)
+
+    old_design = BronzeSink(lake, TOPICS)  # bronze written, its position never computed
+    old_design.bind("legacy")
+    old_design.commit_microbatch(
+        batch(
+            [
+                make.movement(dc, "SKU-1", 4, at(8)),  # before the snapshot: never counts
+                make.snapshot(dc, "SKU-1", 5, at(9)),
+                make.movement(dc, "SKU-1", -2, at(10)),
+                make.movement(dc, "SKU-2", 7, at(10)),
+            ],
+            0,
+        ),
+        0,
+    )
+    legacy = Path(lake.checkpoint(LEGACY_POSITION_QUERY))
+    (legacy / "offsets").mkdir(parents=True)
+
+    position = InventoryPosition(lake, settings)
+    _ensure_ledger(spark, lake, position)
+    assert not legacy.exists()
+    assert on_hand() == [("SKU-1", 3), ("SKU-2", 7)]
+    ledger = spark.read.format("delta").load(lake.checkpoint(LEDGER_TABLE)).collect()
+    kept = {r["sku"]: sorted(e["event_type"] for e in r["events"]) for r in ledger}
+    assert kept == {
+        "SKU-1": ["inventory_movement", "inventory_snapshot"],  # the 8:00 movement pruned
+        "SKU-2": ["inventory_movement"],
+    }
+    assert position.ensure_ledger(spark) == 0  # once
+
+    # Later batches: a late movement before the snapshot, a duplicate, a later snapshot.
+    late = make.movement(dc, "SKU-1", 100, at(7))
+    later = make.movement(dc, "SKU-1", -1, at(11))
+    sink = BronzeSink(lake, TOPICS, position=position, last_planned_batch=-1)
+    sink.bind("ledger")
+    sink.commit_microbatch(batch([late, later], 10), 1)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 7)]
+    sink.commit_microbatch(batch([later, make.snapshot(dc, "SKU-2", 1, at(9))], 20), 2)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 1 + 7)]  # SKU-2's 10:00 movement is after
+    sink.commit_microbatch(batch([make.snapshot(dc, "SKU-2", 6, at(12))], 30), 3)
+    assert on_hand() == [("SKU-1", 2), ("SKU-2", 6)]
 
 
 def test_maintain_compacts_checkpoints_and_vacuums(
