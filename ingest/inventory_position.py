@@ -287,21 +287,16 @@ class InventoryPosition:
         return changed
 
     def _merge(self, spark: SparkSession, path: str, changes: DataFrame) -> None:
-        """Upsert ``changes`` by key into the Delta table at ``path``."""
-        from delta.tables import DeltaTable
-
-        columns = [field.name for field in changes.schema.fields]
-        condition = " and ".join(f"t.{key} = s.{key}" for key in KEYS)
+        """Upsert ``changes`` by key into the small keyed table at ``path``: the table is
+        rewritten with the changed rows in place of the old ones, in one job and one
+        commit. A Delta MERGE took ~2.2 s a batch for it (two passes and a join); it would
+        rewrite the same file or two of a table this small anyway."""
         for attempt in range(1, _MERGE_ATTEMPTS + 1):
             try:
-                (
-                    DeltaTable.forPath(spark, path)
-                    .alias("t")
-                    .merge(changes.alias("s"), condition)
-                    .whenMatchedUpdate(set={c: f"s.{c}" for c in columns})
-                    .whenNotMatchedInsert(values={c: f"s.{c}" for c in columns})
-                    .execute()
-                )
+                current = spark.read.format("delta").load(path)
+                kept = current.join(changes.select(*KEYS), list(KEYS), "left_anti")
+                rows = kept.unionByName(changes.select(*current.columns))
+                rows.coalesce(1).write.format("delta").mode("overwrite").save(path)
                 return
             except Exception as error:
                 # Only `scm maintain` (OPTIMIZE) can commit to this table concurrently;
