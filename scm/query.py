@@ -417,7 +417,8 @@ class LakeQuery:
                 " local lakes only for now"
             )
         self._lock = threading.RLock()
-        self._snapshots: dict[str, TableSnapshot] = {}
+        self._found: dict[str, str] = {}  # every table in the lake -> its path
+        self._snapshots: dict[str, TableSnapshot] = {}  # the tables opened so far
         self._delta_tables: dict[str, DeltaTable] = {}
         self._file_columns: dict[str, dict[str, frozenset[tuple[str, str, str]]]] = {}
         # Tables that exist but cannot be read: one bad table must not hide the others.
@@ -452,21 +453,22 @@ class LakeQuery:
     def tables(self) -> list[str]:
         """Qualified names (``gold.fill_rate_daily``) of every Delta table in the lake now."""
         with self._lock:
-            self._discover()
+            self._open_all()
             return sorted(self._snapshots)
 
     def snapshots(self) -> list[TableSnapshot]:
         """The current snapshot of every table (for freshness: version and commit time)."""
         with self._lock:
-            self._discover()
+            self._open_all()
             for name in list(self._snapshots):
                 self._refresh(name)
             return [self._snapshots[name] for name in sorted(self._snapshots)]
 
     def has_table(self, name: str) -> bool:
         with self._lock:
-            if name not in self._snapshots:
+            if name not in self._found:
                 self._discover()
+            self._open(name)
             return name in self._snapshots
 
     def added_since(self, name: str, version: int) -> str | None:
@@ -527,6 +529,8 @@ class LakeQuery:
         if timeout_seconds <= 0:
             raise ScmError(f"timeout_seconds={timeout_seconds} is invalid: use a positive number")
         self._check_read_only(sql)
+        with self._lock:
+            self._open_all()  # an analyst may list tables through information_schema
         return self._execute(sql, None, max_rows=max_rows, timeout_seconds=timeout_seconds)
 
     def register(self, name: str, table: pa.Table) -> None:
@@ -593,7 +597,7 @@ class LakeQuery:
         also: Sequence[str] = (),
     ) -> pa.Table:
         with self._lock:
-            for name in self._referenced_tables(sql) | (set(also) & set(self._snapshots)):
+            for name in self._referenced_tables(sql, also):
                 self._refresh(name)
             cursor = self._connection.cursor()
         timer = threading.Timer(timeout_seconds, cursor.interrupt) if timeout_seconds else None
@@ -657,35 +661,48 @@ class LakeQuery:
 
     # -- catalog --------------------------------------------------------------------------
 
-    def _referenced_tables(self, sql: str) -> set[str]:
-        """Lake tables the text names (a superset is harmless: it only re-checks versions)."""
+    def _referenced_tables(self, sql: str, also: Sequence[str] = ()) -> set[str]:
+        """Lake tables the text names, or ``also`` lists, opened (a superset is harmless:
+        it only re-checks versions)."""
         names = {
             f"{m.group(1).lower()}.{m.group(2) or m.group(3)}"
             for m in _TABLE_REFERENCE.finditer(sql)
-        }
-        if names - set(self._snapshots):
+        } | set(also)
+        if names - set(self._found):
             self._discover()
+        for name in sorted(names):
+            self._open(name)
         for name in sorted(names & set(self._unreadable)):
             raise ScmError(self._unreadable[name])
         return names & set(self._snapshots)
 
     def _discover(self) -> None:
-        """Create views for tables that appeared and drop those that disappeared."""
-        found = {
+        """List the lake's tables (folders only: a table is opened when a query names it)
+        and drop the views of tables that disappeared."""
+        self._found = {
             f"{layer}.{name}": self.lake.table(layer, name)
             for layer in LAYERS
             for name in self.lake.tables(layer)
         }
-        for name in set(self._snapshots) - set(found):
+        for name in set(self._snapshots) - set(self._found):
             self._drop(name)
-        self._unreadable = {n: m for n, m in self._unreadable.items() if n in found}
-        for name, path in found.items():
-            if name not in self._snapshots:
-                try:
-                    self._point(name, path)
-                    self._unreadable.pop(name, None)
-                except ScmError as error:
-                    self._unreadable[name] = str(error)
+        self._unreadable = {n: m for n, m in self._unreadable.items() if n in self._found}
+
+    def _open_all(self) -> None:
+        self._discover()
+        for name in self._found:
+            self._open(name)
+
+    def _open(self, name: str) -> None:
+        """Create the view of a listed table not opened yet (reading its Delta log)."""
+        path = self._found.get(name)
+        if path is None or name in self._snapshots:
+            return
+        try:
+            self._point(name, path)
+            self._unreadable.pop(name, None)
+        except ScmError as error:
+            self._unreadable[name] = str(error)
 
     def _refresh(self, name: str) -> None:
         snapshot = self._snapshots.get(name)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from scm.errors import ScmError
 from scm.lake import Lake
@@ -830,3 +830,35 @@ def test_an_unreadable_table_does_not_hide_the_others(tmp_path: Path) -> None:
         assert lake.query("select x from gold.good")["x"].to_pylist() == [1]
         with pytest.raises(ScmError, match="gold.broken"):
             lake.run_user_query("select * from gold.broken")
+
+
+def test_a_query_reads_the_logs_of_the_tables_it_names_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a lake of many tables costs a folder listing; a table's log is read when a
+    query names it (the batch engine's refresh names a few of the lake's tables)."""
+    import scm.query
+
+    for name in ("a", "b", "c"):
+        write_deltalake(str(tmp_path / "gold" / name), pa.table({"x": [1]}))
+    opened: list[str] = []
+    real = scm.query.DeltaTable
+
+    def counting(path: str, **options: object) -> DeltaTable:
+        opened.append(Path(path).name)
+        return real(path, **options)
+
+    monkeypatch.setattr(scm.query, "DeltaTable", counting)
+    with open_lake(str(tmp_path)) as lake:
+        assert opened == []
+        assert lake.query("select x from gold.a")["x"].to_pylist() == [1]
+        assert opened == ["a"]
+        assert lake.has_table("gold.b") and opened == ["a", "b"]
+        assert lake.tables() == ["gold.a", "gold.b", "gold.c"]
+        assert sorted(opened) == ["a", "b", "c"]
+        # An analyst's query sees every table, information_schema included.
+        names = lake.run_user_query(
+            "select table_name from information_schema.tables where table_schema = 'gold'"
+            " order by 1"
+        )
+        assert names["table_name"].to_pylist() == ["a", "b", "c"]

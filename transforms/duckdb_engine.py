@@ -15,6 +15,7 @@ rewrote is read again and its rows, already in silver, are dropped as above).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from scm.contracts import TOPICS, bronze_arrow_schema, master_arrow_schema
-from scm.lake import EVENT_ENTITIES, Lake
+from scm.lake import EVENT_ENTITIES, Lake, Layer
 from scm.query import open_lake_for
 from transforms.engine import Engine, SilverUpdate
 from transforms.lake_io import delta_version, table_exists
@@ -38,21 +39,11 @@ from transforms.silver import (
 from transforms.sql import scope_predicate
 
 if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
     from scm.settings import Settings
 
 _TOPIC_OF_ENTITY = {topic.entity: name for name, topic in TOPICS.items()}
-
-
-def _write(path: str, data: pa.Table, **options: Any) -> None:
-    from deltalake import write_deltalake
-
-    write_deltalake(path, data, **options)
-
-
-def _table_schema(path: str) -> pa.Schema:
-    from deltalake import DeltaTable
-
-    return pa.schema(DeltaTable(path).schema().to_arrow())  # type: ignore[arg-type]
 
 
 class DuckDBEngine(Engine):
@@ -66,6 +57,7 @@ class DuckDBEngine(Engine):
         self.db = open_lake_for(settings)
         self._empty: set[str] = set()
         self._aliases: dict[str, str] = {}  # logical name -> what its view reads now
+        self._writers: dict[str, DeltaTable] = {}  # path -> the table object writes go through
 
     # -- reading ------------------------------------------------------------------------
 
@@ -100,6 +92,25 @@ class DuckDBEngine(Engine):
 
     def close(self) -> None:
         self.db.close()
+
+    def _write(self, layer: Layer, name: str, rows: pa.Table, **options: Any) -> None:
+        """Write through a table object kept for the engine's lifetime (its log is read
+        once, then only new commits); rows are cast to the table's own types unless the
+        write replaces its schema."""
+        from deltalake import DeltaTable, write_deltalake
+        from deltalake.exceptions import TableNotFoundError
+
+        path = self.lake.table(layer, name)
+        table = self._writers.get(path)
+        if table is None:
+            with contextlib.suppress(TableNotFoundError):
+                table = DeltaTable(path)
+        else:
+            table.update_incremental()
+        if table is not None and options.get("schema_mode") != "overwrite":
+            rows = rows.cast(pa.schema(table.schema().to_arrow()))  # type: ignore[arg-type]
+        write_deltalake(table or path, rows, **options)
+        self._writers[path] = table or DeltaTable(path)
 
     # -- silver -------------------------------------------------------------------------
 
@@ -157,12 +168,13 @@ class DuckDBEngine(Engine):
                     self._silver_rows_sql(table, reads, refresh_id, only_new=exists and not full)
                 )
                 if full:
-                    _write(path, rows, mode="overwrite", schema_mode="overwrite")
+                    self._write(
+                        "silver", table.name, rows, mode="overwrite", schema_mode="overwrite"
+                    )
                 elif rows.num_rows:
-                    if exists:
-                        _write(path, rows.cast(_table_schema(path)), mode="append")
-                    else:
-                        _write(path, rows, mode="overwrite")
+                    self._write(
+                        "silver", table.name, rows, mode="append" if exists else "overwrite"
+                    )
                 inserted[table.name] = rows.num_rows
         return SilverUpdate(inserted, versions)
 
@@ -176,19 +188,20 @@ class DuckDBEngine(Engine):
         if partitions is not None and not partitions:
             return 0
         rows = self.gold_rows(table, partitions, as_of)
-        path = self.lake.gold(table.name)
-        if partitions is None or not table_exists(path):
-            _write(
-                path,
+        if partitions is None or not table_exists(self.lake.gold(table.name)):
+            self._write(
+                "gold",
+                table.name,
                 rows,
                 mode="overwrite",
                 schema_mode="overwrite",
                 partition_by=[table.partition_column],
             )
         else:
-            _write(
-                path,
-                rows.cast(_table_schema(path)),
+            self._write(
+                "gold",
+                table.name,
+                rows,
                 mode="overwrite",
                 predicate=scope_predicate(table.partition_column, partitions),
                 partition_by=[table.partition_column],

@@ -25,7 +25,7 @@ def delta_version(path: str) -> int | None:
 
     if not table_exists(path):
         return None
-    return int(DeltaTable(path).version())
+    return int(DeltaTable(path, without_files=True).version())  # the log, not the file list
 
 
 def last_commit_metadata(path: str) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def last_commit_metadata(path: str) -> dict[str, Any]:
 
     if not table_exists(path):
         return {}
-    history = DeltaTable(path).history(1)
+    history = DeltaTable(path, without_files=True).history(1)
     return dict(history[0]) if history else {}
 
 

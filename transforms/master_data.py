@@ -227,7 +227,7 @@ def _recorded_fingerprint(table_path: str) -> Fingerprint | None:
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        history = DeltaTable(table_path).history(1)
+        history = DeltaTable(table_path, without_files=True).history(1)
     except TableNotFoundError:
         return None
     raw = history[0].get(_FINGERPRINT_KEY) if history else None
@@ -248,4 +248,4 @@ def _write_snapshot(table_path: str, table: pa.Table, fingerprint: Fingerprint |
         schema_mode="overwrite",
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
-    return int(DeltaTable(table_path).version())
+    return int(DeltaTable(table_path, without_files=True).version())

@@ -137,6 +137,15 @@ def read_state(lake: Lake) -> RefreshState | None:
     )
 
 
+def next_refresh_id(lake: Lake, *baselines: Baseline | None) -> int:
+    """The id to stamp new silver rows with: above the last recorded refresh and every
+    other baseline (a Dagster silver update), so an old stamp never looks new and ids keep
+    rising across full rebuilds. ``scm refresh`` and the Dagster silver step both ask here.
+    """
+    ids = [state.refresh_id for state in (read_state(lake), *baselines) if state is not None]
+    return max(ids, default=0) + 1
+
+
 def silver_versions(lake: Lake) -> dict[str, int | None]:
     return {name: delta_version(lake.silver(name)) for name in SILVER_TABLES}
 
@@ -320,9 +329,8 @@ def _refresh(
     started = time.monotonic()
     lake = Lake.at(settings.lake)
     previous = read_state(lake)
-    # Ids keep rising across full rebuilds, so an old stamp never looks new.
     summary = RefreshSummary(
-        refresh_id=(previous.refresh_id if previous else 0) + 1, full=full, first=previous is None
+        refresh_id=next_refresh_id(lake, previous), full=full, first=previous is None
     )
     summary.master_data = load_master_data(lake)
     progress(summary.landing_line())

@@ -136,15 +136,6 @@ def _starting_point(instance: dg.DagsterInstance, lake: Lake) -> SilverChanges |
     )
 
 
-def _next_refresh_id(lake: Lake, previous: SilverChanges | None) -> int:
-    """Above the last Dagster update's id and the CLI's recorded one (see the module doc)."""
-    from transforms.refresh import read_state
-
-    recorded_by_cli = read_state(lake)
-    ids = [state.refresh_id for state in (previous, recorded_by_cli) if state is not None]
-    return max(ids, default=0) + 1
-
-
 def detect_changes(
     engine: Engine,
     previous: SilverChanges | None,
@@ -198,10 +189,12 @@ _event_specs = [
 @dg.multi_asset(name="silver", specs=_event_specs)
 def silver(context, spark: SparkResource) -> Iterator[dg.MaterializeResult]:
     """Bring silver up to date with bronze and record which gold partitions changed."""
+    from transforms.refresh import next_refresh_id
+
     engine, lake = spark.engine(), spark.settings.lake()
     with refresh_lock(context, spark.settings.load()):
         previous = _starting_point(context.instance, lake)
-        refresh_id = _next_refresh_id(lake, previous)
+        refresh_id = next_refresh_id(lake, previous)
         update = engine.update_silver(
             refresh_id=refresh_id,
             read_versions=previous.bronze_versions if previous else None,

@@ -1,0 +1,212 @@
+"""kill -9 at random moments of a running ``scm ingest``, many times; then exactly-once.
+
+``python -m bench.kill_trials --trials 10`` starts a broker of its own and simulates a few
+days. Before each trial the next slice of the history goes to Kafka; then ``scm ingest``
+(continuous, 0.5 s trigger) starts and, at a random moment 5–40 s later (start-up, a
+batch's bronze appends, its ledger or position write, idle), the command and its Spark JVM
+are killed with SIGKILL. After the last trial ``scm ingest --once`` catches up and the lake
+is checked against the topics:
+
+* every Kafka record is in ``bronze/<entity>`` or ``bronze/quarantine`` exactly once, by
+  its (topic, partition, offset);
+* every inventory position equals the rule of kpis.md recomputed from all of
+  ``bronze/inventory`` by DuckDB (latest snapshot + the movements after it, each event_id
+  once), so the ledger survived every kill.
+
+Prints one JSON document: the kill moments, what each check found, and ``passed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from scm.settings import Settings, load_settings
+
+INVENTORY_RULE = """
+with deduplicated as (
+    select * from bronze_inventory
+    qualify row_number() over (partition by event_id order by _topic, _partition, _offset) = 1
+), cut as (
+    select location_id, sku, max((event_time, event_id)) as latest
+    from deduplicated where event_type = 'inventory_snapshot' group by all
+)
+select u.location_id, u.sku,
+    coalesce(max(case when (u.event_time, u.event_id) = c.latest then u.on_hand end), 0)
+    + coalesce(sum(case when u.event_type = 'inventory_movement'
+        and (c.latest is null or u.event_time > c.latest[1]) then u.quantity_delta end), 0)
+        as on_hand
+from deduplicated u left join cut c using (location_id, sku)
+group by all
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it (the Spark JVM runs in its own session,
+    so a group kill would miss it): a power cut for the ingest."""
+    for child in _children(pid):
+        _kill_tree(child)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _environment(settings: Settings, work: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SCM_LAKE": settings.lake,
+        "SCM_STATE": settings.state,
+        "SCM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SCM_INGEST_TRIGGER_SECONDS": "0.5",
+        "SCM_SETTINGS_FILE": str(work / "settings.toml"),
+    }
+
+
+def _topic_coordinates(settings: Settings) -> set[tuple[str, int, int]]:
+    """(topic, partition, offset) of every record of the ``scm.*`` input topics."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from scm.contracts import TOPICS
+
+    consumer = Consumer({**settings.librdkafka_config(), "group.id": "kill-trials",
+                         "enable.auto.commit": False})  # fmt: skip
+    found: set[tuple[str, int, int]] = set()
+    try:
+        for topic in TOPICS:
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            for partition in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition))
+                found.update((topic, partition, offset) for offset in range(low, high))
+    finally:
+        consumer.close()
+    return found
+
+
+def check_lake(settings: Settings) -> dict[str, Any]:
+    """What the lake holds against the topics and the inventory rule (see the module doc)."""
+    import duckdb
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from scm.contracts import TOPICS
+    from scm.lake import Lake
+
+    lake = Lake.at(settings.lake)
+    landed: list[tuple[str, int, int]] = []
+    for topic in TOPICS.values():
+        rows = DeltaTable(lake.bronze(topic.entity)).to_pyarrow_table(
+            columns=["_topic", "_partition", "_offset"]
+        )
+        landed += list(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+    rejected = DeltaTable(lake.quarantine).to_pyarrow_table(
+        columns=["topic", "partition", "offset"]
+    )
+    landed += list(
+        zip(*(rejected.column(c).to_pylist() for c in rejected.column_names), strict=True)
+    )
+    expected = _topic_coordinates(settings)
+    connection = duckdb.connect()
+    connection.register("bronze_inventory", DeltaTable(lake.bronze("inventory")).to_pyarrow_table())
+    connection.register(
+        "position", DeltaTable(lake.silver("inventory_position")).to_pyarrow_table()
+    )
+    rule: pa.Table = connection.sql(INVENTORY_RULE).to_arrow_table()
+    connection.register("rule", rule)
+    mismatched = connection.sql(
+        "select count(*) from rule full join position p using (location_id, sku)"
+        " where rule.on_hand is distinct from p.on_hand"
+    ).fetchall()[0]
+    checks = {
+        "records_in_topics": len(expected),
+        "records_landed": len(landed),
+        "duplicates": len(landed) - len(set(landed)),
+        "missing": len(expected - set(landed)),
+        "unexpected": len(set(landed) - expected),
+        "positions": rule.num_rows,
+        "positions_off_the_rule": int(mismatched[0]) if mismatched else -1,
+    }
+    checks["passed"] = (
+        checks["duplicates"] == checks["missing"] == checks["unexpected"] == 0
+        and checks["positions_off_the_rule"] == 0
+    )
+    return checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=11)
+    args = parser.parse_args()
+    from scm.broker import EmbeddedBroker
+    from scm.kafka import ensure_topics, produce_all, producer
+    from simulator import SimulationOptions, generate_history
+
+    chance = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="scm-kill-trials-"))
+    (work / "settings.toml").write_text("")
+    settings = load_settings(
+        {"SCM_LAKE": str(work / "lake"), "SCM_STATE": str(work / "state"),
+         "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+         "SCM_SETTINGS_FILE": str(work / "settings.toml")}
+    )  # fmt: skip
+    env = _environment(settings, work)
+    scm = [sys.executable, "-m", "scm.cli"]
+    report: dict[str, Any] = {"trials": [], "work": str(work)}
+    with EmbeddedBroker(settings):
+        ensure_topics(settings)
+        history = generate_history(
+            SimulationOptions(days=args.days, seed=args.seed, progress=False)
+        )
+        records = [(r.topic, r.key, r.value) for r in history]
+        size = -(-len(records) // args.trials)
+        slices = [records[i : i + size] for i in range(0, len(records), size)]
+        kafka = producer(settings)
+        for number, piece in enumerate(slices):
+            produce_all(kafka, piece, bootstrap=settings.kafka_bootstrap)
+            with open(work / f"ingest-{number}.log", "wb") as log:
+                ingest = subprocess.Popen([*scm, "ingest"], env=env, stdout=log, stderr=log)
+            after = round(chance.uniform(5.0, 40.0), 1)
+            time.sleep(after)
+            _kill_tree(ingest.pid)
+            ingest.wait()
+            report["trials"].append({"killed_after_s": after, "records_produced": len(piece)})
+            print(json.dumps(report["trials"][-1]), flush=True)
+        caught_up = subprocess.run([*scm, "ingest", "--once"], env=env, capture_output=True)
+        report["catch_up_exit_code"] = caught_up.returncode
+        report["checks"] = check_lake(settings)
+    report["passed"] = report["catch_up_exit_code"] == 0 and report["checks"]["passed"]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
