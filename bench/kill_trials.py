@@ -1,11 +1,12 @@
 """kill -9 at random moments of a running ``scm ingest``, many times; then exactly-once.
 
 ``python -m bench.kill_trials --trials 10`` starts a broker of its own and simulates a few
-days. Before each trial the next slice of the history goes to Kafka; then ``scm ingest``
-(continuous, 0.5 s trigger) starts and, at a random moment 5–40 s later (start-up, a
-batch's bronze appends, its ledger or position write, idle), the command and its Spark JVM
-are killed with SIGKILL. After the last trial ``scm ingest --once`` catches up and the lake
-is checked against the topics:
+days. Each trial starts ``scm ingest`` (continuous, 0.5 s trigger), produces the next slice
+of the history in three parts while it runs (so there are several batches to interrupt),
+and at a random moment 5–60 s after the start (start-up, a batch's bronze appends, its
+ledger or position write, idle) kills the command and its Spark JVM with SIGKILL; each
+trial reports how many batches it committed. After the last trial ``scm ingest --once``
+catches up and the lake is checked against the topics:
 
 * every Kafka record is in ``bronze/<entity>`` or ``bronze/quarantine`` exactly once, by
   its (topic, partition, offset);
@@ -13,7 +14,8 @@ is checked against the topics:
   ``bronze/inventory`` by DuckDB (latest snapshot + the movements after it, each event_id
   once), so the ledger survived every kill.
 
-Prints one JSON document: the kill moments, what each check found, and ``passed``.
+Prints one JSON document: the kill moments, what each check found, and ``passed``. The
+work folder is removed afterwards unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,6 +169,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--keep", action="store_true", help="keep the lake and the logs")
     args = parser.parse_args()
     from scm.broker import EmbeddedBroker
     from scm.kafka import ensure_topics, produce_all, producer
@@ -191,21 +195,38 @@ def main() -> None:
         size = -(-len(records) // args.trials)
         slices = [records[i : i + size] for i in range(0, len(records), size)]
         kafka = producer(settings)
+        commits = Path(settings.lake) / "_checkpoints" / "scm_ingest_bronze" / "commits"
         for number, piece in enumerate(slices):
-            produce_all(kafka, piece, bootstrap=settings.kafka_bootstrap)
+            committed_before = len(list(commits.glob("[0-9]*"))) if commits.exists() else 0
             with open(work / f"ingest-{number}.log", "wb") as log:
                 ingest = subprocess.Popen([*scm, "ingest"], env=env, stdout=log, stderr=log)
-            after = round(chance.uniform(5.0, 40.0), 1)
-            time.sleep(after)
-            _kill_tree(ingest.pid)
-            ingest.wait()
-            report["trials"].append({"killed_after_s": after, "records_produced": len(piece)})
+            after = round(chance.uniform(5.0, 60.0), 1)
+            started = time.monotonic()
+            third = -(-len(piece) // 3)
+            # Parts at +0, +10 and +20 s and the kill, in time order; a part due after the
+            # kill is produced right after it (the next trial ingests it).
+            moments = [(10.0 * part, part) for part in range(3)] + [(after, None)]
+            for moment, part in sorted(moments, key=lambda m: (m[0], m[1] is None)):
+                time.sleep(max(0.0, started + moment - time.monotonic()))
+                if part is None:
+                    _kill_tree(ingest.pid)
+                    ingest.wait()
+                else:
+                    produce_all(kafka, piece[part * third : (part + 1) * third],
+                                bootstrap=settings.kafka_bootstrap)  # fmt: skip
+            committed = len(list(commits.glob("[0-9]*"))) if commits.exists() else 0
+            report["trials"].append(
+                {"killed_after_s": after, "records_produced": len(piece),
+                 "batches_committed": committed - committed_before}
+            )  # fmt: skip
             print(json.dumps(report["trials"][-1]), flush=True)
         caught_up = subprocess.run([*scm, "ingest", "--once"], env=env, capture_output=True)
         report["catch_up_exit_code"] = caught_up.returncode
         report["checks"] = check_lake(settings)
     report["passed"] = report["catch_up_exit_code"] == 0 and report["checks"]["passed"]
     print(json.dumps(report, indent=2))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
