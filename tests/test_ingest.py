@@ -773,14 +773,14 @@ def test_second_ingest_on_the_same_lake_is_refused(tmp_path: Path) -> None:
         assert again.held
 
 
-def test_inventory_position_rule(spark: Any) -> None:
-    from pyspark.testing import assertDataFrameEqual
+def test_inventory_position_rule() -> None:
+    import pyarrow as pa
 
-    from ingest.inventory_position import inventory_positions
+    from ingest.inventory_position import EVENT_COLUMNS, KEYS, inventory_positions
 
     def row(key: str, event_id: str, kind: str, hour: int, amount: int, offset: int) -> tuple:
         location, sku = key.split(":")
-        when = dt.datetime(2026, 3, 2, hour)
+        when = dt.datetime(2026, 3, 2, hour, tzinfo=dt.UTC)
         snapshot = kind == "snapshot"
         return (
             location, sku, event_id, f"inventory_{kind}", when,
@@ -788,28 +788,26 @@ def test_inventory_position_rule(spark: Any) -> None:
             "scm.inventory", 0, offset,
         )  # fmt: skip
 
-    events = spark.createDataFrame(
-        [
-            row("A:1", "m1", "movement", 8, 2, 0),  # before the snapshot: already in it
-            row("A:1", "s1", "snapshot", 9, 10, 1),
-            row("A:1", "m2", "movement", 9, 5, 2),  # at the snapshot's time: in it
-            row("A:1", "m3", "movement", 10, -3, 3),
-            row("A:1", "m3", "movement", 10, -3, 4),  # duplicate event_id
-            row("B:1", "m4", "movement", 10, -4, 5),  # no snapshot at all
-            row("C:1", "s2", "snapshot", 9, 7, 6),  # two snapshots at one time: highest id
-            row("C:1", "s3", "snapshot", 9, 4, 7),
-            row("C:1", "s0", "snapshot", 8, 99, 8),  # older snapshot arriving late
-        ],
-        "location_id string, sku string, event_id string, event_type string, "
-        "event_time timestamp, on_hand int, quantity_delta int, _topic string, "
-        "_partition int, _offset long",
+    rows = [
+        row("A:1", "m1", "movement", 8, 2, 0),  # before the snapshot: already in it
+        row("A:1", "s1", "snapshot", 9, 10, 1),
+        row("A:1", "m2", "movement", 9, 5, 2),  # at the snapshot's time: in it
+        row("A:1", "m3", "movement", 10, -3, 3),
+        row("A:1", "m3", "movement", 10, -3, 4),  # duplicate event_id
+        row("B:1", "m4", "movement", 10, -4, 5),  # no snapshot at all
+        row("C:1", "s2", "snapshot", 9, 7, 6),  # two snapshots at one time: highest id
+        row("C:1", "s3", "snapshot", 9, 4, 7),
+        row("C:1", "s0", "snapshot", 8, 99, 8),  # older snapshot arriving late
+    ]
+    events = pa.Table.from_pylist(
+        [dict(zip((*KEYS, *EVENT_COLUMNS), values, strict=True)) for values in rows]
     )
-    expected = spark.createDataFrame(
-        [
-            ("A", "1", 7, dt.datetime(2026, 3, 2, 10)),
-            ("B", "1", -4, dt.datetime(2026, 3, 2, 10)),
-            ("C", "1", 4, dt.datetime(2026, 3, 2, 9)),
-        ],
-        "location_id string, sku string, on_hand long, last_event_time timestamp",
-    )
-    assertDataFrameEqual(inventory_positions(events), expected)
+    positions = inventory_positions(events).sort_by([("location_id", "ascending")]).to_pylist()
+    assert positions == [
+        {"location_id": "A", "sku": "1", "on_hand": 7,
+         "last_event_time": dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)},
+        {"location_id": "B", "sku": "1", "on_hand": -4,
+         "last_event_time": dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)},
+        {"location_id": "C", "sku": "1", "on_hand": 4,
+         "last_event_time": dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)},
+    ]  # fmt: skip
