@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -169,13 +170,25 @@ FROM joined
 """
 
 
+_database: duckdb.DuckDBPyConnection | None = None
+_database_lock = threading.Lock()
+
+
 def _sql(query: str, params: dict[str, Any] | None = None, **tables: pa.Table) -> pa.Table:
-    """Run ``query`` over Arrow ``tables`` in a private in-memory DuckDB (UTC)."""
-    with duckdb.connect(config={"threads": 2}) as connection:
-        connection.execute("SET TimeZone = 'UTC'")
+    """Run ``query`` over Arrow ``tables`` in the process's in-memory DuckDB (UTC), on a
+    cursor of its own (a connection costs ~15 ms to open; a batch runs a dozen queries)."""
+    global _database
+    with _database_lock:
+        if _database is None:
+            _database = duckdb.connect(config={"threads": 2})
+            _database.execute("SET TimeZone = 'UTC'")
+        cursor = _database.cursor()
+    try:
         for name, table in tables.items():
-            connection.register(name, table)
-        return connection.sql(query, params=params).to_arrow_table()
+            cursor.register(name, table)
+        return cursor.sql(query, params=params).to_arrow_table()
+    finally:
+        cursor.close()
 
 
 def still_counting(events: pa.Table) -> pa.Table:
