@@ -94,6 +94,19 @@ _EVENT_TYPES = pa.schema(
         ("_offset", pa.int64()),
     ]
 )
+# The position table's columns as Arrow (POSITION_DDL), for a table not created yet.
+POSITION_TYPES = pa.schema(
+    [
+        pa.field("location_id", pa.string(), nullable=False),
+        pa.field("sku", pa.string(), nullable=False),
+        pa.field("on_hand", pa.int64(), nullable=False),
+        ("last_event_time", pa.timestamp("us", tz="UTC")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+        ("stockout_since", pa.timestamp("us", tz="UTC")),
+        ("stockout_alert_id", pa.string()),
+        ("stockout_alert_sent", pa.bool_()),
+    ]
+)
 _WRITE_ATTEMPTS = 4
 
 # Duplicated event_ids keep the copy at the lowest Kafka coordinates.
@@ -312,9 +325,11 @@ class InventoryPosition:
 
     def _read(self, path: str) -> pa.Table:
         table = self._table(path)
-        if table is None:  # the ledger before its first write: the shape of a ledger
+        if table is not None:
+            return table.to_pyarrow_table()
+        if path == self.ledger_path:  # before its first write: the shape of a ledger
             return still_counting(_EVENT_TYPES.empty_table())
-        return table.to_pyarrow_table()
+        return POSITION_TYPES.empty_table()
 
     def _overwrite(self, path: str, rows: pa.Table) -> None:
         """Replace the small table at ``path`` with ``rows`` in one commit."""

@@ -811,3 +811,70 @@ def test_inventory_position_rule() -> None:
         {"location_id": "C", "sku": "1", "on_hand": 4,
          "last_event_time": dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)},
     ]  # fmt: skip
+
+
+def test_folding_batches_keeps_positions_ledger_and_stockouts_exact(tmp_path: Path) -> None:
+    """The driver-side fold on hand-built batches (Arrow in, delta-rs tables out): late,
+    duplicate and re-sent events converge, a stockout starts once and clears on a restock."""
+    import hashlib
+
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from ingest.inventory_position import EVENT_COLUMNS, KEYS, LEDGER_TABLE, InventoryPosition
+    from scm.lake import Lake
+    from scm.settings import load_settings
+
+    offsets = iter(range(1000))
+
+    def events(*rows: tuple[str, str, str, int, float]) -> pa.Table:
+        out = []
+        for key, event_id, kind, amount, hour in rows:
+            location, sku = key.split(":")
+            snapshot = kind == "snapshot"
+            when = dt.datetime(2026, 3, 2, tzinfo=dt.UTC) + dt.timedelta(hours=hour)
+            values = (
+                location, sku, event_id, f"inventory_{kind}", when,
+                amount if snapshot else None, None if snapshot else amount,
+                "scm.inventory", 0, next(offsets),
+            )  # fmt: skip
+            out.append(dict(zip((*KEYS, *EVENT_COLUMNS), values, strict=True)))
+        return pa.Table.from_pylist(out)
+
+    lake = Lake.at(str(tmp_path / "lake"))
+    settings = load_settings({"SCM_LAKE": lake.root, "SCM_STATE": str(tmp_path / "state")})
+    position = InventoryPosition(lake, settings)
+
+    def table(path: str) -> dict[str, dict[str, Any]]:
+        rows = DeltaTable(path).to_pyarrow_table().to_pylist()
+        return {f"{r['location_id']}:{r['sku']}": r for r in rows}
+
+    def on_hand() -> dict[str, tuple[int, Any, Any]]:
+        return {
+            key: (r["on_hand"], r["stockout_since"], r["stockout_alert_sent"])
+            for key, r in table(position.path).items()
+        }
+
+    first = events(("A:1", "s1", "snapshot", 5, 9), ("A:1", "m1", "movement", -2, 10),
+                   ("B:1", "b1", "movement", 3, 10))  # fmt: skip
+    assert position.fold(first) == 2
+    assert on_hand() == {"A:1": (3, None, None), "B:1": (3, None, None)}
+
+    eleven = dt.datetime(2026, 3, 2, 11, tzinfo=dt.UTC)
+    second = events(("A:1", "m2", "movement", -3, 11), ("A:1", "m1", "movement", -2, 10),
+                    ("B:1", "b0", "movement", 100, 8))  # fmt: skip
+    assert position.fold(second) == 2
+    assert on_hand() == {"A:1": (0, eleven, False), "B:1": (103, None, None)}
+    alert_key = "stockout|A|1|2026-03-02T11:00:00.000000Z"
+    expected_id = "stockout-" + hashlib.sha256(alert_key.encode()).hexdigest()[:32]
+    assert table(position.path)["A:1"]["stockout_alert_id"] == expected_id
+
+    third = events(("A:1", "s2", "snapshot", 10, 10.5), ("A:1", "m0", "movement", 50, 7))
+    assert position.fold(third) == 1
+    assert on_hand() == {"A:1": (7, None, None), "B:1": (103, None, None)}  # 10 - 3, restocked
+    ledger = table(lake.checkpoint(LEDGER_TABLE))
+    kept = {key: sorted(e["event_id"] for e in row["events"]) for key, row in ledger.items()}
+    assert kept == {"A:1": ["m2", "s2"], "B:1": ["b0", "b1"]}  # what can still count
+
+    assert position.fold(third) == 0  # a replayed batch changes nothing
+    assert on_hand() == {"A:1": (7, None, None), "B:1": (103, None, None)}
