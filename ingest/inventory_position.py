@@ -61,19 +61,6 @@ LEGACY_POSITION_QUERY = "scm_inventory_position"
 POSITION_TABLE = "inventory_position"
 KEYS = ("location_id", "sku")
 
-POSITION_DDL = ", ".join(
-    [
-        "location_id STRING NOT NULL",
-        "sku STRING NOT NULL",
-        "on_hand BIGINT NOT NULL",
-        "last_event_time TIMESTAMP",  # latest event_time counted: the position is as of then
-        "updated_at TIMESTAMP",  # when the streaming job last changed this row
-        "stockout_since TIMESTAMP",  # last_event_time when on_hand went from > 0 to <= 0
-        "stockout_alert_id STRING",  # deterministic event_id of that stockout alert
-        "stockout_alert_sent BOOLEAN",  # outbox flag: false until the alert is in Kafka
-    ]
-)
-
 LEDGER_TABLE = "inventory_ledger"  # in _checkpoints/: internal state, not a silver table
 # The bronze columns a position is computed from.
 EVENT_COLUMNS = (
@@ -94,17 +81,17 @@ _EVENT_TYPES = pa.schema(
         ("_offset", pa.int64()),
     ]
 )
-# The position table's columns as Arrow (POSITION_DDL), for a table not created yet.
-POSITION_TYPES = pa.schema(
+_UTC = pa.timestamp("us", tz="UTC")
+POSITION_SCHEMA = pa.schema(
     [
         pa.field("location_id", pa.string(), nullable=False),
         pa.field("sku", pa.string(), nullable=False),
         pa.field("on_hand", pa.int64(), nullable=False),
-        ("last_event_time", pa.timestamp("us", tz="UTC")),
-        ("updated_at", pa.timestamp("us", tz="UTC")),
-        ("stockout_since", pa.timestamp("us", tz="UTC")),
-        ("stockout_alert_id", pa.string()),
-        ("stockout_alert_sent", pa.bool_()),
+        ("last_event_time", _UTC),  # latest event_time counted: the position is as of then
+        ("updated_at", _UTC),  # when the streaming job last changed this row
+        ("stockout_since", _UTC),  # last_event_time when on_hand went from > 0 to <= 0
+        ("stockout_alert_id", pa.string()),  # deterministic event_id of that stockout alert
+        ("stockout_alert_sent", pa.bool_()),  # outbox flag: false until the alert is in Kafka
     ]
 )
 _WRITE_ATTEMPTS = 4
@@ -329,7 +316,7 @@ class InventoryPosition:
             return table.to_pyarrow_table()
         if path == self.ledger_path:  # before its first write: the shape of a ledger
             return still_counting(_EVENT_TYPES.empty_table())
-        return POSITION_TYPES.empty_table()
+        return POSITION_SCHEMA.empty_table()
 
     def _overwrite(self, path: str, rows: pa.Table) -> None:
         """Replace the small table at ``path`` with ``rows`` in one commit."""
@@ -387,7 +374,7 @@ class InventoryPosition:
         return len(alerts)
 
 
-def create_position_table(spark: SparkSession, lake: Lake) -> None:
+def create_position_table(lake: Lake) -> None:
     from ingest.bronze_sink import create_delta_table
 
-    create_delta_table(spark, lake.silver(POSITION_TABLE), POSITION_DDL)
+    create_delta_table(lake.silver(POSITION_TABLE), POSITION_SCHEMA)

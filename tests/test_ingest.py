@@ -554,8 +554,8 @@ def test_replayed_microbatch_writes_and_alerts_once(
     settings = make_settings(tmp_path, kafka_broker)
     ensure_all_topics(settings)
     lake = Lake.at(settings.lake)
-    create_bronze_tables(spark, lake, TOPICS)
-    create_position_table(spark, lake)
+    create_bronze_tables(lake, TOPICS)
+    create_position_table(lake)
     token = f"t{uuid.uuid4().hex[:8]}"
     make = EventFactory(token)
     location = f"{token}-DC1"
@@ -636,8 +636,8 @@ def test_a_lake_without_the_position_ledger_gets_it_built_from_bronze_once(
 
     settings = make_settings(tmp_path, kafka_broker)
     lake = Lake.at(settings.lake)
-    create_bronze_tables(spark, lake, TOPICS)
-    create_position_table(spark, lake)
+    create_bronze_tables(lake, TOPICS)
+    create_position_table(lake)
     token = f"t{uuid.uuid4().hex[:8]}"
     make = EventFactory(token)
     dc = f"{token}-DC1"

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from scm.lake import Lake
@@ -240,7 +241,9 @@ def test_failed_query_is_one_line_error(spark: Any, kafka_broker: str, tmp_path:
 
     settings = make_settings(tmp_path, kafka_broker)
     ensure_all_topics(settings)
-    create_delta_table(spark, Lake.at(settings.lake).bronze("orders"), "order_id BIGINT")
+    create_delta_table(
+        Lake.at(settings.lake).bronze("orders"), pa.schema([("order_id", pa.int64())])
+    )
     produce(settings, [build_data_set(f"t{uuid.uuid4().hex[:8]}").round1[0]])
     with start_ingest(spark, settings, once=False) as run, pytest.raises(ScmError) as failure:
         run.await_completion(timeout=600)
