@@ -1,0 +1,152 @@
+"""Freshness under the whole platform: ``scm demo`` up, then markers produced beside it.
+
+``python -m bench.demo_freshness --days 10`` starts ``scm demo`` on its own broker port,
+lake and state (Dagster, Streamlit, the live simulator and the continuous ingest all run),
+waits until it says it is running and for a settling time, then produces a 100 ev/s
+background of replayed simulator events and 4 marker snapshots/s for 30 s, as the freshness
+measure of ``python -m bench`` does, and notes when each marker is readable in
+``bronze/inventory`` and in ``silver/inventory_position`` (delta-rs, as any reader). Prints
+one JSON document; the demo is stopped with SIGTERM and its folder removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench.context import REPO, empty_settings_file, scm_command
+from bench.demo import READY_LINE, READY_TIMEOUT_S, _free_port
+from bench.freshness import (
+    DRAIN_S,
+    Markers,
+    _percentiles,
+    _watch_bronze,
+    _watch_position,
+    marker_event,
+)
+from bench.memory import wait_for
+from bench.workload import producer_config
+from scm.lake import Lake
+from scm.settings import load_settings
+
+
+def _produce(
+    settings: Any,
+    background: list[tuple[str, bytes, bytes]],
+    markers: Markers,
+    seconds: float,
+    background_rate: float,
+    marker_rate: float,
+) -> dict[str, int]:
+    from confluent_kafka import Producer
+
+    producer = Producer({**producer_config(settings), "linger.ms": 0})
+    run = uuid.uuid4().hex[:6]
+    started = time.perf_counter()
+    sent_markers = sent_background = 0
+    while (elapsed := time.perf_counter() - started) < seconds:
+        while sent_background < elapsed * background_rate:
+            topic, key, value = background[sent_background % len(background)]
+            producer.produce(topic, value=value, key=key)
+            sent_background += 1
+        if sent_markers < elapsed * marker_rate:
+            topic, key, value, sku = marker_event(run, sent_markers)
+
+            def delivered(error: Any, message: Any, sku: str = sku) -> None:
+                if error is None:
+                    with markers.lock:
+                        markers.coordinates[(message.partition(), message.offset())] = sku
+
+            markers.produced_at[sku] = time.time()
+            producer.produce(topic, value=value, key=key, on_delivery=delivered)
+            sent_markers += 1
+        producer.poll(0)
+        time.sleep(0.005)
+    producer.flush(30)
+    return {"markers": sent_markers, "background": sent_background}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after ready")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    from simulator import SimulationOptions, generate_history
+
+    work = Path(tempfile.mkdtemp(prefix="scm-demo-freshness-"))
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("SCM_")},
+        "PYTHONUNBUFFERED": "1",
+        "SCM_LAKE": str(work / "lake"),
+        "SCM_STATE": str(work / "state"),
+        "SCM_SETTINGS_FILE": str(empty_settings_file(work)),
+        "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+        "SCM_DAGSTER_PORT": str(_free_port()),
+        "SCM_STREAMLIT_PORT": str(_free_port()),
+    }
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("SCM_")})
+    lake = Lake.at(settings.lake)
+    background = [
+        (r.topic, r.key.encode() if isinstance(r.key, str) else r.key, r.value)
+        for r in generate_history(SimulationOptions(days=2, seed=13, progress=False))
+    ]
+    report: dict[str, Any] = {"days": args.days}
+    log = work / "demo.log"
+    started = time.monotonic()
+    with open(log, "wb") as output:
+        demo = subprocess.Popen(
+            scm_command("demo", "--days", str(args.days)), env=env, cwd=REPO,
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: READY_LINE in log.read_text(errors="replace"), timeout=READY_TIMEOUT_S)
+        report["ready_s"] = round(time.monotonic() - started, 1)
+        time.sleep(args.settle)
+        markers, stop = Markers(), threading.Event()
+        watchers = [
+            threading.Thread(target=_watch_bronze, args=(lake, markers, stop), daemon=True),
+            threading.Thread(target=_watch_position, args=(lake, markers, stop), daemon=True),
+        ]
+        for watcher in watchers:
+            watcher.start()
+        report.update(_produce(settings, background, markers, args.seconds, 100.0, 4.0))
+        wait_for(
+            lambda: (
+                len(markers.in_position) >= len(markers.produced_at)
+                and len(markers.in_bronze) >= len(markers.produced_at)
+            ),
+            timeout=DRAIN_S,
+        )
+        drained_at = time.time()
+        stop.set()
+        with markers.lock:
+            for coordinates, sku in markers.coordinates.items():
+                if sku not in markers.in_bronze and coordinates in markers.bronze_rows_seen:
+                    markers.in_bronze[sku] = markers.bronze_rows_seen[coordinates]
+        for name, seen in (("bronze", markers.in_bronze), ("position", markers.in_position)):
+            latencies = [seen.get(s, drained_at) - t for s, t in markers.produced_at.items()]
+            report[name] = _percentiles(latencies)
+            report[f"missed_{name}"] = len(markers.produced_at) - len(seen)
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
