@@ -24,7 +24,7 @@ import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from ingest.inventory_position import InventoryPosition
+from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
 from ingest.validation import validate
 from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
 from scm.lake import Lake
@@ -39,7 +39,6 @@ BRONZE_QUERY = "scm_ingest_bronze"
 ROWS_PER_TASK = 50_000
 # Commits read back for a replay check before falling back to the whole history.
 _RECENT_COMMITS = 20
-_INVENTORY_TOPIC = next(name for name, topic in TOPICS.items() if topic.entity == "inventory")
 
 
 def create_delta_table(path: str, schema: pa.Schema) -> None:
@@ -196,8 +195,8 @@ class BronzeSink:
                 # happened before the crash, and recomputing is idempotent.
                 position: dict[str, int] = {}
                 if self.position is not None:
-                    inventory = _INVENTORY_TOPIC in topics and counts[_INVENTORY_TOPIC][0]
-                    events = checked.bronze[_INVENTORY_TOPIC] if inventory else None
+                    inventory = INVENTORY_TOPIC in topics and counts[INVENTORY_TOPIC][0]
+                    events = checked.bronze[INVENTORY_TOPIC] if inventory else None
                     position = self.position.update(batch.sparkSession, events)
         finally:
             raw.unpersist()

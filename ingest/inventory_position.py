@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.alerts import StockoutAlert, publish_stockouts
+from scm.contracts import TOPICS, bronze_arrow_schema
 from scm.lake import Lake
 from scm.settings import Settings
 
@@ -67,19 +68,10 @@ EVENT_COLUMNS = (
     "event_id", "event_type", "event_time", "on_hand", "quantity_delta",
     "_topic", "_partition", "_offset",
 )  # fmt: skip
+INVENTORY_TOPIC = next(name for name, topic in TOPICS.items() if topic.entity == "inventory")
+# Those columns with their bronze types (the contract's), whatever a caller hands in.
 _EVENT_TYPES = pa.schema(
-    [
-        ("location_id", pa.string()),
-        ("sku", pa.string()),
-        ("event_id", pa.string()),
-        ("event_type", pa.string()),
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("on_hand", pa.int64()),
-        ("quantity_delta", pa.int64()),
-        ("_topic", pa.string()),
-        ("_partition", pa.int32()),
-        ("_offset", pa.int64()),
-    ]
+    [bronze_arrow_schema(INVENTORY_TOPIC).field(name) for name in (*KEYS, *EVENT_COLUMNS)]
 )
 _UTC = pa.timestamp("us", tz="UTC")
 POSITION_SCHEMA = pa.schema(

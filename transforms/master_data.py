@@ -37,6 +37,7 @@ from scm.contracts import (
 )
 from scm.errors import ScmError
 from scm.lake import Lake
+from transforms.lake_io import delta_version, last_commit_metadata
 
 LoadOutcome = Literal["loaded", "unchanged", "missing"]
 
@@ -223,14 +224,7 @@ def _check_unique_key(file_name: str, key: str, values: pa.ChunkedArray) -> None
 
 def _recorded_fingerprint(table_path: str) -> Fingerprint | None:
     """The fingerprint stored by the commit that produced the current snapshot, if any."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        history = DeltaTable(table_path, without_files=True).history(1)
-    except TableNotFoundError:
-        return None
-    raw = history[0].get(_FINGERPRINT_KEY) if history else None
+    raw = last_commit_metadata(table_path).get(_FINGERPRINT_KEY)
     if not raw:
         return None
     data = json.loads(raw)
@@ -238,7 +232,7 @@ def _recorded_fingerprint(table_path: str) -> Fingerprint | None:
 
 
 def _write_snapshot(table_path: str, table: pa.Table, fingerprint: Fingerprint | None) -> int:
-    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake import CommitProperties, write_deltalake
 
     metadata = {} if fingerprint is None else {_FINGERPRINT_KEY: fingerprint.to_json()}
     write_deltalake(
@@ -248,4 +242,6 @@ def _write_snapshot(table_path: str, table: pa.Table, fingerprint: Fingerprint |
         schema_mode="overwrite",
         commit_properties=CommitProperties(custom_metadata=metadata),
     )
-    return int(DeltaTable(table_path, without_files=True).version())
+    version = delta_version(table_path)
+    assert version is not None  # just written
+    return version
