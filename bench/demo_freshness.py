@@ -20,7 +20,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,48 +31,11 @@ from bench.freshness import (
     _percentiles,
     _watch_bronze,
     _watch_position,
-    marker_event,
+    produce_load,
 )
 from bench.memory import wait_for
-from bench.workload import producer_config
 from scm.lake import Lake
 from scm.settings import load_settings
-
-
-def _produce(
-    settings: Any,
-    background: list[tuple[str, bytes, bytes]],
-    markers: Markers,
-    seconds: float,
-    background_rate: float,
-    marker_rate: float,
-) -> dict[str, int]:
-    from confluent_kafka import Producer
-
-    producer = Producer({**producer_config(settings), "linger.ms": 0})
-    run = uuid.uuid4().hex[:6]
-    started = time.perf_counter()
-    sent_markers = sent_background = 0
-    while (elapsed := time.perf_counter() - started) < seconds:
-        while sent_background < elapsed * background_rate:
-            topic, key, value = background[sent_background % len(background)]
-            producer.produce(topic, value=value, key=key)
-            sent_background += 1
-        if sent_markers < elapsed * marker_rate:
-            topic, key, value, sku = marker_event(run, sent_markers)
-
-            def delivered(error: Any, message: Any, sku: str = sku) -> None:
-                if error is None:
-                    with markers.lock:
-                        markers.coordinates[(message.partition(), message.offset())] = sku
-
-            markers.produced_at[sku] = time.time()
-            producer.produce(topic, value=value, key=key, on_delivery=delivered)
-            sent_markers += 1
-        producer.poll(0)
-        time.sleep(0.005)
-    producer.flush(30)
-    return {"markers": sent_markers, "background": sent_background}
 
 
 def main() -> None:
@@ -120,7 +82,10 @@ def main() -> None:
         ]
         for watcher in watchers:
             watcher.start()
-        report.update(_produce(settings, background, markers, args.seconds, 100.0, 4.0))
+        stop_produce, counts = threading.Event(), {}
+        threading.Timer(args.seconds, stop_produce.set).start()
+        produce_load(settings, background, (100.0, 4.0), markers, stop_produce, counts)
+        report.update(counts)
         wait_for(
             lambda: (
                 len(markers.in_position) >= len(markers.produced_at)

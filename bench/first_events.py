@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.kill_trials import _environment, _free_port
-from scm.settings import Settings, load_settings
+from bench.kill_trials import _environment, own_settings
+from scm.settings import Settings
 
 
 def _orders_in_bronze(settings: Settings) -> int:
@@ -76,12 +76,7 @@ def main() -> None:
     from simulator import SimulationOptions, generate_history
 
     work = Path(tempfile.mkdtemp(prefix="scm-first-events-"))
-    (work / "settings.toml").write_text("")
-    settings = load_settings(
-        {"SCM_LAKE": str(work / "lake"), "SCM_STATE": str(work / "state"),
-         "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
-         "SCM_SETTINGS_FILE": str(work / "settings.toml")}
-    )  # fmt: skip
+    settings = own_settings(work)
     env = {**_environment(settings, work), "SCM_INGEST_TRIGGER_SECONDS": "1"}
     report: dict[str, Any] = {}
     try:

@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ from scm.lake import Lake
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
+
+    from scm.settings import Settings
 
 MARKER_LOCATION = "BENCH-FRESH"
 POLL_S = 0.1
@@ -62,24 +64,30 @@ def marker_event(run: str, number: int) -> tuple[str, bytes, bytes, str]:
     return "scm.inventory", f"{MARKER_LOCATION}:{sku}".encode(), json.dumps(value).encode(), sku
 
 
-def _produce(
-    context: SizeContext, markers: Markers, run: str, stop: threading.Event, counts: dict[str, int]
+def produce_load(
+    settings: Settings,
+    background: Sequence[tuple[str, bytes, bytes]],
+    rates: tuple[float, float],
+    markers: Markers,
+    stop: threading.Event,
+    counts: dict[str, int],
 ) -> None:
-    """Markers at ``freshness_marker_rate``, background at ``freshness_background_rate``."""
+    """Until ``stop``: replayed ``background`` events and markers at ``rates`` (events/s,
+    markers/s); ``counts`` gets how many of each went out."""
     from confluent_kafka import Producer
 
-    size = context.size
-    producer = Producer({**producer_config(context.settings("spark")), "linger.ms": 0})
-    background = context.workload.history if context.workload else []
+    background_rate, marker_rate = rates
+    run = uuid.uuid4().hex[:6]
+    producer = Producer({**producer_config(settings), "linger.ms": 0})
     started = time.perf_counter()
     sent_markers = sent_background = 0
     while not stop.is_set():
         elapsed = time.perf_counter() - started
-        while background and sent_background < elapsed * size.freshness_background_rate:
+        while background and sent_background < elapsed * background_rate:
             topic, key, value = background[sent_background % len(background)]
             producer.produce(topic, value=value, key=key)
             sent_background += 1
-        if sent_markers < elapsed * size.freshness_marker_rate:
+        if sent_markers < elapsed * marker_rate:
             topic, key, value, sku = marker_event(run, sent_markers)
 
             def delivered(error: Any, message: Any, sku: str = sku) -> None:
@@ -176,7 +184,6 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
     spark = context.spark.get(settings)
     lake = Lake.at(settings.lake)
     markers = Markers()
-    run = uuid.uuid4().hex[:6]
     stop_watch = threading.Event()
     watchers = [
         threading.Thread(target=_watch_bronze, args=(lake, markers, stop_watch), daemon=True),
@@ -194,8 +201,18 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
             watcher.start()
         stop_produce = threading.Event()
         counts: dict[str, int] = {}
+        size = context.size
         producer = threading.Thread(
-            target=_produce, args=(context, markers, run, stop_produce, counts), daemon=True
+            target=produce_load,
+            args=(
+                context.settings("spark"),
+                context.workload.history if context.workload else [],
+                (size.freshness_background_rate, size.freshness_marker_rate),
+                markers,
+                stop_produce,
+                counts,
+            ),
+            daemon=True,
         )
         producer.start()
         time.sleep(context.size.freshness_seconds)

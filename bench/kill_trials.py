@@ -27,7 +27,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.demo import _free_port
+from bench.memory import descendants
 from scm.settings import Settings, load_settings
 
 INVENTORY_RULE = """
@@ -55,32 +56,22 @@ group by all
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _kill_tree(pid: int) -> None:
     """SIGKILL ``pid`` and every process below it (the Spark JVM runs in its own session,
     so a group kill would miss it): a power cut for the ingest."""
-    for child in _children(pid):
-        _kill_tree(child)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
+    for process in descendants([pid]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process, signal.SIGKILL)
+
+
+def own_settings(work: Path) -> Settings:
+    """Settings of a bench with its own lake, state and broker port under ``work``."""
+    (work / "settings.toml").write_text("")
+    return load_settings(
+        {"SCM_LAKE": str(work / "lake"), "SCM_STATE": str(work / "state"),
+         "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+         "SCM_SETTINGS_FILE": str(work / "settings.toml")}
+    )  # fmt: skip
 
 
 def _environment(settings: Settings, work: Path) -> dict[str, str]:
@@ -177,12 +168,7 @@ def main() -> None:
 
     chance = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="scm-kill-trials-"))
-    (work / "settings.toml").write_text("")
-    settings = load_settings(
-        {"SCM_LAKE": str(work / "lake"), "SCM_STATE": str(work / "state"),
-         "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
-         "SCM_SETTINGS_FILE": str(work / "settings.toml")}
-    )  # fmt: skip
+    settings = own_settings(work)
     env = _environment(settings, work)
     scm = [sys.executable, "-m", "scm.cli"]
     report: dict[str, Any] = {"trials": [], "work": str(work)}
