@@ -420,3 +420,52 @@ def latest_ingested_at(table: str) -> str:
     layer, name = table.split(".", 1)
     quoted = '"' + name.replace('"', '""') + '"'
     return f"select max(_ingested_at) as latest_ingested_at from {layer}.{quoted}"
+
+
+# -- planning (gold.replenishment_plan, gold.demand_daily, gold.demand_forecast) ---------------
+
+PLAN_LOCATIONS = """
+select distinct location_id as value from gold.replenishment_plan order by value
+"""
+
+# Most urgent first: pairs to reorder, then the fewest days of cover.
+REPLENISHMENT_PLAN = f"""
+select location_id, sku, on_hand, on_order, avg_daily_demand, days_of_cover,
+    projected_stockout_date, lead_time_days, safety_stock, reorder_point, needs_reorder,
+    suggested_order_units, as_of_date
+from gold.replenishment_plan
+where {_any("location_id", "locations")}
+    and (not $reorder_only or needs_reorder)
+order by needs_reorder desc, days_of_cover asc nulls last, location_id, sku
+"""
+
+SUGGESTED_ORDERS = f"""
+select location_id, sku, suggested_order_units, on_hand, on_order, reorder_point,
+    projected_stockout_date, as_of_date
+from gold.replenishment_plan
+where needs_reorder and {_any("location_id", "locations")}
+order by location_id, sku
+"""
+
+DEMAND_HISTORY_AND_FORECAST = """
+select demand_date as day, 'ordered' as series, cast(units_ordered as double) as units
+from gold.demand_daily
+where location_id = $location_id and sku = $sku and demand_date > $as_of_date - 56
+union all
+select forecast_date, 'forecast', forecast_units
+from gold.demand_forecast
+where location_id = $location_id and sku = $sku
+order by day
+"""
+
+FORECAST_ACCURACY = """
+select mae, naive_mae, wape, model
+from gold.forecast_accuracy
+where location_id = $location_id and sku = $sku
+"""
+
+FORECAST_ACCURACY_TOTALS = f"""
+select sum(mae) / nullif(sum(naive_mae), 0) as error_vs_naive
+from gold.forecast_accuracy
+where {_any("location_id", "locations")}
+"""

@@ -32,6 +32,9 @@ navigation = st.navigation(
             st.Page("app_pages/returns.py", title="Returns", icon=":material/assignment_return:"),
             st.Page("app_pages/suppliers.py", title="Suppliers", icon=":material/factory:"),
         ],
+        "Planning": [
+            st.Page("app_pages/planning.py", title="Planning", icon=":material/event_upcoming:"),
+        ],
         "Platform": [
             st.Page(
                 "app_pages/pipeline_health.py",

@@ -15,6 +15,7 @@ from transforms.gold import GOLD_TABLES
 
 DAILY_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "day"]
 MONTHLY_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "month"]
+SNAPSHOT_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "snapshot"]
 
 refresh_job = dg.define_asset_job(
     "refresh",
@@ -31,6 +32,12 @@ monthly_kpis_job = dg.define_asset_job(
     "monthly_kpis",
     selection=dg.AssetSelection.assets(*MONTHLY_GOLD_KEYS),
     description="Rebuild month-partitioned KPI tables for a partition or a range.",
+)
+
+snapshot_gold_job = dg.define_asset_job(
+    "planning_snapshot",
+    selection=dg.AssetSelection.assets(*SNAPSHOT_GOLD_KEYS),
+    description="Rebuild the unpartitioned gold tables (the replenishment plan) whole.",
 )
 
 

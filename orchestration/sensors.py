@@ -10,7 +10,8 @@ The chain, with no Spark in any sensor:
    transforms' own rules, and records them (``assets/silver.py``).
 3. :func:`gold_partitions_sensor` turns each recorded change set into one ranged run per
    partitioning: the daily KPI tables over [first, last] touched day, inventory turns over
-   [first, last] touched month. Days in between are rebuilt too, harmlessly (idempotent).
+   [first, last] touched month, and one unpartitioned run for the snapshot tables (the
+   replenishment plan). Days in between are rebuilt too, harmlessly (idempotent).
 
 :func:`record_run_failure` appends every failed run to ``SCM_STATE/run-failures.jsonl``,
 which the pipeline-health dashboard shows.
@@ -29,7 +30,7 @@ import dagster as dg
 from orchestration.assets.bronze import bronze_key
 from orchestration.assets.gold import PARTITIONS, gold_key
 from orchestration.assets.silver import SILVER_UPDATE_KEY, SilverChanges
-from orchestration.jobs import daily_kpis_job, monthly_kpis_job, refresh_job
+from orchestration.jobs import daily_kpis_job, monthly_kpis_job, refresh_job, snapshot_gold_job
 from orchestration.resources import ScmSettings
 from scm.lake import EVENT_ENTITIES, Lake
 from transforms.gold import GOLD_TABLES
@@ -139,6 +140,7 @@ def plan_gold_runs(
     warnings: list[str] = []
     for granularity, job in (("day", daily_kpis_job), ("month", monthly_kpis_job)):
         partitions_def = PARTITIONS[granularity]
+        assert partitions_def is not None
         selection: list[dg.AssetKey] = []
         planned: set[str] = set()
         for name, table in GOLD_TABLES.items():
@@ -165,11 +167,25 @@ def plan_gold_runs(
                 tags={RANGE_START_TAG: min(planned), RANGE_END_TAG: max(planned)},
             )
         )
+    snapshots = [
+        gold_key(name)
+        for name, table in GOLD_TABLES.items()
+        if table.granularity == "snapshot"
+        and any(update.affected.get(name, None) != [] for update in updates)
+    ]
+    if snapshots:  # rebuilt whole: one unpartitioned run
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run_key}-{snapshot_gold_job.name}" if run_key else None,
+                job_name=snapshot_gold_job.name,
+                asset_selection=snapshots,
+            )
+        )
     return requests, warnings
 
 
 @dg.sensor(
-    jobs=[daily_kpis_job, monthly_kpis_job],
+    jobs=[daily_kpis_job, monthly_kpis_job, snapshot_gold_job],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launch the gold partitions each silver update touched (recorded on "
@@ -184,7 +200,10 @@ def gold_partitions_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     ).records
     if not records:
         return dg.SensorResult(skip_reason="no silver update since the last evaluation")
-    if any(in_progress(context.instance, job.name) for job in (daily_kpis_job, monthly_kpis_job)):
+    if any(
+        in_progress(context.instance, job.name)
+        for job in (daily_kpis_job, monthly_kpis_job, snapshot_gold_job)
+    ):
         # Two runs replacing overlapping partitions of a table would conflict in Delta; the
         # cursor stays, so the next evaluation merges these updates into one request.
         return dg.SensorResult(skip_reason="waiting for the running KPI runs to finish")

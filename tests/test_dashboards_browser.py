@@ -46,6 +46,18 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], seconds: float) -> 
 @pytest.fixture
 def served_app(tmp_path: Path) -> Iterator[str]:
     lake = build_sample_lake(tmp_path / "lake", tmp_path / "state")
+    yield from _serve(lake, tmp_path)
+
+
+@pytest.fixture
+def served_planning(tmp_path: Path) -> Iterator[str]:
+    from tests.test_planning import build_planning_lake
+
+    build_planning_lake(str(tmp_path / "lake"), with_planning_tables=True).close()
+    yield from _serve(tmp_path / "lake", tmp_path)
+
+
+def _serve(lake: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "SCM_LAKE": str(lake), "SCM_STATE": str(tmp_path / "state")}
     env.pop("SCM_SETTINGS_FILE", None)
@@ -84,13 +96,40 @@ def served_app(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None:
+def _chromium() -> str:
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail(
             "chromium is not installed: run the setup (apt-get install -y chromium) so the"
             " browser test can run"
         )
+    return chromium
+
+
+def test_planning_page_in_headless_chromium(served_planning: str, tmp_path: Path) -> None:
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    screenshot = tmp_path / "planning.png"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{served_planning}/planning", wait_until="domcontentloaded")
+            page.get_by_text("Need reorder").first.wait_for(timeout=60_000)
+            page.get_by_text("Suggested orders (CSV)").first.wait_for(timeout=60_000)
+            page.get_by_text("Forecast MAE").first.wait_for(timeout=60_000)
+            page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
+            text = page.inner_text("body")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert "Planning" in text and "DC-1 / A" in text
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None:
+    chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
     screenshot = tmp_path / "scorecard.png"

@@ -157,7 +157,8 @@ def _spark_rows(spark: Any, lake: HandBuiltLake, table: str) -> list[dict[str, A
 @pytest.mark.parametrize("table", list(GOLD_TABLES))
 def test_spark_engine_gives_the_duckdb_engines_rows(spark: Any, lake, table: str) -> None:  # type: ignore[no-untyped-def]
     duckdb_rows = lake.gold(table, as_of=AS_OF)
-    assert duckdb_rows, "the hand-built lake must give every table rows"
+    # A backtest needs three weeks of demand (tests/test_planning.py has them).
+    assert duckdb_rows or table == "forecast_accuracy", "the lake must give the table rows"
     assert same_rows(_spark_rows(spark, lake, table), duckdb_rows)
 
 

@@ -182,20 +182,27 @@ class DuckDBEngine(Engine):
 
     def gold_rows(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> pa.Table:
         """The rows of ``partitions`` of ``table``, typed as the table declares."""
+        if table.compute is not None:
+            inputs = self.query(self.render(table.sql, as_of=as_of, partitions=partitions))
+            return table.computed_rows(inputs, as_of)
         return self.query(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
 
     def write_gold(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> int:
         if partitions is not None and not partitions:
             return 0
         rows = self.gold_rows(table, partitions, as_of)
-        if partitions is None or not table_exists(self.lake.gold(table.name)):
+        if (
+            partitions is None
+            or table.partition_column is None
+            or not table_exists(self.lake.gold(table.name))
+        ):
             self._write(
                 "gold",
                 table.name,
                 rows,
                 mode="overwrite",
                 schema_mode="overwrite",
-                partition_by=[table.partition_column],
+                partition_by=table.partition_by,
             )
         else:
             self._write(
@@ -204,6 +211,6 @@ class DuckDBEngine(Engine):
                 rows,
                 mode="overwrite",
                 predicate=scope_predicate(table.partition_column, partitions),
-                partition_by=[table.partition_column],
+                partition_by=table.partition_by,
             )
         return rows.num_rows

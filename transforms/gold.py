@@ -1,4 +1,4 @@
-"""Gold: the registry of KPI tables, the as-of date, and which partitions new rows touch.
+"""Gold: the registry of KPI and planning tables, the as-of date, which partitions rows touch.
 
 :data:`GOLD_TABLES` is what the CLI refresh, the Dagster assets and checks, and the docs
 read; each entry is defined once in its :mod:`transforms.kpis` module. An engine
@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from transforms.kpis import KPI_TABLES
 from transforms.model import GoldTable, Partitions
+from transforms.planning import PLANNING_TABLES
 from transforms.silver import REFRESH_ID, SILVER_TABLES
 
 if TYPE_CHECKING:
     from transforms.engine import Engine
 
-GOLD_TABLES: dict[str, GoldTable] = {table.name: table for table in KPI_TABLES}
+GOLD_TABLES: dict[str, GoldTable] = {table.name: table for table in (*KPI_TABLES, *PLANNING_TABLES)}
 
 # Before any event there is no as-of date; every "due by as-of" filter is then empty.
 NO_EVENTS_YET = dt.date(1, 1, 1)

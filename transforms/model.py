@@ -14,9 +14,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-Granularity = Literal["day", "month"]
+import pyarrow as pa
+
+# "snapshot": one unpartitioned table, rebuilt whole by every refresh that brings anything.
+Granularity = Literal["day", "month", "snapshot"]
 # A list of partition values (days, or first days of months); None means every partition.
 Partitions = Sequence[dt.date] | None
+
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "DATE": pa.date32(),
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+}
+SPARK_TYPES = {"VARCHAR": "STRING"}
 
 
 @dataclass(frozen=True)
@@ -52,13 +66,16 @@ class GoldTable:
     description: str
     grain: tuple[str, ...]
     columns: tuple[Column, ...]  # grain first, then the measures, in table order
-    partition_column: str
+    partition_column: str | None  # None for a snapshot table
     granularity: Granularity
     inputs: tuple[str, ...]  # silver tables (and dimensions) it reads
     sql: str = field(repr=False)  # the rows of the partitions in IN_SCOPE, as of :as_of
     touched: Callable[[ChangeSet], Partitions] = field(repr=False)
     # SQL conditions every row satisfies (null counts as satisfied); rates are in [0, 1].
     invariants: tuple[str, ...] = ()
+    # A table whose rows come from Python (a forecast): ``sql`` selects its inputs, and
+    # ``compute(inputs, as_of)`` turns them into the table's rows, on the driver, in Arrow.
+    compute: Callable[[pa.Table, dt.date], pa.Table] | None = field(default=None, repr=False)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -71,10 +88,35 @@ class GoldTable:
     def typed_sql(self) -> str:
         """The model with every column cast to its declared type, in table order."""
         casts = ",\n    ".join(f"CAST({c.name} AS {c.type}) AS {c.name}" for c in self.columns)
-        return (
-            f"SELECT\n    {casts}\nFROM (\n{self.sql}\n) AS model"
-            f"\nWHERE IN_SCOPE({self.partition_column})"
-        )
+        column = self.partition_column
+        scope = "" if column is None else f"\nWHERE IN_SCOPE({column})"
+        return f"SELECT\n    {casts}\nFROM (\n{self.sql}\n) AS model{scope}"
+
+    def arrow_schema(self) -> pa.Schema:
+        """The declared columns as Arrow types (for rows built outside SQL)."""
+        return pa.schema([(c.name, ARROW_TYPES[c.type]) for c in self.columns])
+
+    def spark_ddl(self) -> str:
+        """The declared columns as a Spark DDL string."""
+        return ", ".join(f"{c.name} {SPARK_TYPES.get(c.type, c.type)}" for c in self.columns)
+
+    def computed_rows(self, inputs: pa.Table, as_of: dt.date) -> pa.Table:
+        """``compute``'s rows, in table order and declared types."""
+        assert self.compute is not None
+        rows = self.compute(inputs, as_of)
+        if not rows.num_rows:
+            return self.arrow_schema().empty_table()
+        return rows.select(list(self.column_names)).cast(self.arrow_schema())
+
+    @property
+    def partition_by(self) -> list[str] | None:
+        """The Delta partition columns (none for a snapshot table)."""
+        return None if self.partition_column is None else [self.partition_column]
+
+
+def rebuilt_whole(changes: ChangeSet) -> Partitions:
+    """The ``touched`` rule of a snapshot table: any change rebuilds all of it."""
+    return None
 
 
 def ratio(numerator: str, denominator: str) -> str:

@@ -153,6 +153,10 @@ class SparkEngine(Engine):
 
     def gold_frame(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> DataFrame:
         """The rows of ``partitions`` of ``table``, typed as the table declares."""
+        if table.compute is not None:  # inputs to the driver as Arrow, rows back to Spark
+            inputs = self.spark.sql(self.render(table.sql, as_of=as_of, partitions=partitions))
+            rows = table.computed_rows(inputs.toArrow(), as_of)
+            return self.spark.createDataFrame(rows, schema=table.spark_ddl())
         return self.spark.sql(self.render(table.typed_sql(), as_of=as_of, partitions=partitions))
 
     def write_gold(self, table: GoldTable, partitions: Partitions, as_of: dt.date) -> int:
@@ -163,9 +167,9 @@ class SparkEngine(Engine):
             self.gold_frame(table, partitions, as_of)
             .write.format("delta")
             .mode("overwrite")
-            .partitionBy(table.partition_column)
+            .partitionBy(*(table.partition_by or []))
         )
-        if partitions is None or not table_exists(path):
+        if partitions is None or table.partition_column is None or not table_exists(path):
             writer = writer.option("overwriteSchema", "true")
         else:
             predicate = scope_predicate(table.partition_column, partitions)  # Spark SQL too

@@ -1,9 +1,10 @@
-"""Gold: the six SCOR KPI tables, one partitioned asset per entry of ``GOLD_TABLES``.
+"""Gold: the KPI, detail and planning tables, one asset per entry of ``GOLD_TABLES``.
 
 A materialization of partitions P calls the batch engine's ``write_gold`` (the call
 ``scm refresh`` makes), which replaces exactly P in one Delta commit: re-running a partition
 is idempotent. A backfill of many partitions is one run and one query
-(``BackfillPolicy.single_run``).
+(``BackfillPolicy.single_run``). A snapshot table (the replenishment plan) is unpartitioned
+and rebuilt whole.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from transforms.sql import scope_predicate
 GROUP = "gold"
 PREVIEW_ROWS = 5
 
-PARTITIONS: dict[str, dg.TimeWindowPartitionsDefinition] = {
+PARTITIONS: dict[str, dg.TimeWindowPartitionsDefinition | None] = {
     "day": daily_partitions,
     "month": monthly_partitions,
+    "snapshot": None,  # rebuilt whole: no partitions to pick
 }
 
 
@@ -52,36 +54,44 @@ def build_gold_asset(table: GoldTable) -> dg.AssetsDefinition:
         kinds={"duckdb", "spark", "delta"},
         owners=ANALYST_OWNERS,
         description=f"`gold/{table.name}`: {table.description} Grain: "
-        f"{', '.join(table.grain)}; partitioned by `{table.partition_column}` "
-        f"({table.granularity}). See docs/kpis.md.",
+        f"{', '.join(table.grain)}; {_partitioning(table)}. See docs/kpis.md, docs/planning.md.",
         metadata={
             "grain": ", ".join(table.grain),
-            "partition_column": table.partition_column,
+            "partition_column": table.partition_column or "none (snapshot)",
             "columns": ", ".join(table.column_names),
         },
     )
     def _gold(context, spark: SparkResource) -> dg.MaterializeResult:
         engine, lake = spark.engine(), spark.settings.lake()
-        partitions = partition_dates(context.partition_keys)
+        snapshot = table.partition_column is None
+        partitions = None if snapshot else partition_dates(context.partition_keys)
         with refresh_lock(context, spark.settings.load()):
             as_of = as_of_date(engine) or NO_EVENTS_YET
             rows = engine.write_gold(table, partitions, as_of)
         path = lake.gold(table.name)
-        scope = scope_predicate(table.partition_column, partitions)
+        column = table.partition_column
+        scope = "TRUE" if column is None else scope_predicate(column, partitions)
         preview = engine.rows(
             f"SELECT * FROM {engine.gold_relation(table.name)} WHERE {scope} LIMIT {PREVIEW_ROWS}"
         )
         metadata: dict[str, Any] = {
             "rows_written": rows,
-            "partitions_rebuilt": len(partitions),
-            "first_partition": partitions[0].isoformat(),
-            "last_partition": partitions[-1].isoformat(),
             "preview": dg.MetadataValue.md(markdown_table(table.column_names, preview)),
         }
+        if partitions:
+            metadata["partitions_rebuilt"] = len(partitions)
+            metadata["first_partition"] = partitions[0].isoformat()
+            metadata["last_partition"] = partitions[-1].isoformat()
         metadata.update(delta_table_metadata(path))
         return dg.MaterializeResult(metadata=metadata)
 
     return _gold
+
+
+def _partitioning(table: GoldTable) -> str:
+    if table.partition_column is None:
+        return "a snapshot, rebuilt whole"
+    return f"partitioned by `{table.partition_column}` ({table.granularity})"
 
 
 gold_assets = [build_gold_asset(table) for table in GOLD_TABLES.values()]
