@@ -12,11 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scm.contracts import ALERTS_TOPIC
-from scm.errors import ScmError
 from scm.settings import Settings
-
-_FLUSH_TIMEOUT_SECONDS = 70.0  # the shared producer gives up on a message after 60 s
 
 
 @dataclass(frozen=True)
@@ -40,6 +36,7 @@ class StockoutAlert:
         event = {
             "event_id": self.event_id,
             "event_type": "stockout",
+            "alert_type": "stockout",
             "event_time": moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             "source": "scm-ingest",
             "schema_version": 1,
@@ -52,17 +49,6 @@ class StockoutAlert:
 
 def publish_stockouts(settings: Settings, alerts: Sequence[StockoutAlert]) -> None:
     """Produce ``alerts`` and wait until Kafka acknowledged every one (or raise ScmError)."""
-    from scm.kafka import DeliveryReport, produce, producer
+    from scm.kafka import publish_alerts
 
-    if not alerts:
-        return
-    client = producer(settings)
-    report = DeliveryReport()
-    produce(client, [(ALERTS_TOPIC, alert.key, alert.to_json()) for alert in alerts], report)
-    remaining = client.flush(_FLUSH_TIMEOUT_SECONDS)
-    if remaining:
-        raise ScmError(
-            f"{remaining} stockout alert(s) not acknowledged by Kafka at "
-            f"{settings.kafka_bootstrap} within {_FLUSH_TIMEOUT_SECONDS:.0f} s"
-        )
-    report.raise_on_failure(settings.kafka_bootstrap)
+    publish_alerts(settings, [(alert.key, alert.to_json()) for alert in alerts], "stockout")

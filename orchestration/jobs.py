@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from orchestration.assets.gold import gold_key
+from orchestration.assets.gold import REORDER_ALERTS_KEY, gold_key
 from orchestration.resources import SparkResource
 from transforms.gold import GOLD_TABLES
 
 DAILY_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "day"]
 MONTHLY_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "month"]
-SNAPSHOT_GOLD_KEYS = [gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "snapshot"]
+SNAPSHOT_GOLD_KEYS = [
+    *(gold_key(n) for n, t in GOLD_TABLES.items() if t.granularity == "snapshot"),
+    REORDER_ALERTS_KEY,  # published right after the plan it reads
+]
 
 refresh_job = dg.define_asset_job(
     "refresh",
@@ -37,7 +40,8 @@ monthly_kpis_job = dg.define_asset_job(
 snapshot_gold_job = dg.define_asset_job(
     "planning_snapshot",
     selection=dg.AssetSelection.assets(*SNAPSHOT_GOLD_KEYS),
-    description="Rebuild the unpartitioned gold tables (the replenishment plan) whole.",
+    description="Rebuild the unpartitioned gold tables (the replenishment plan) whole and "
+    "publish the reorder alerts it turns on.",
 )
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from orchestration.assets.bronze import bronze_key
-from orchestration.assets.gold import PARTITIONS, gold_key
+from orchestration.assets.gold import PARTITIONS, REORDER_ALERTS_KEY, gold_key
 from orchestration.assets.silver import SILVER_UPDATE_KEY, SilverChanges
 from orchestration.jobs import daily_kpis_job, monthly_kpis_job, refresh_job, snapshot_gold_job
 from orchestration.resources import ScmSettings
@@ -173,12 +173,12 @@ def plan_gold_runs(
         if table.granularity == "snapshot"
         and any(update.affected.get(name, None) != [] for update in updates)
     ]
-    if snapshots:  # rebuilt whole: one unpartitioned run
+    if snapshots:  # rebuilt whole: one unpartitioned run, and the alerts of the new plan
         requests.append(
             dg.RunRequest(
                 run_key=f"{run_key}-{snapshot_gold_job.name}" if run_key else None,
                 job_name=snapshot_gold_job.name,
-                asset_selection=snapshots,
+                asset_selection=[*snapshots, REORDER_ALERTS_KEY],
             )
         )
     return requests, warnings

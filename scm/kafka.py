@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from scm.contracts import PARTITIONS, TOPICS
+from scm.contracts import ALERTS_TOPIC, PARTITIONS, TOPICS
 from scm.errors import ScmError
 from scm.settings import Settings
 
@@ -185,3 +185,23 @@ def produce_all(
         )
     report.raise_on_failure(bootstrap)
     return total
+
+
+_ALERT_FLUSH_SECONDS = 70.0  # the shared producer gives up on a message after 60 s
+
+
+def publish_alerts(settings: Settings, alerts: Sequence[tuple[str, bytes]], kind: str) -> None:
+    """Produce ``alerts`` (key, JSON value) to ``scm.alerts``; return once Kafka acknowledged
+    every one, or raise ScmError (the caller's outbox keeps them for the next try)."""
+    if not alerts:
+        return
+    client = producer(settings)
+    report = DeliveryReport()
+    produce(client, [(ALERTS_TOPIC, key, value) for key, value in alerts], report)
+    remaining = client.flush(_ALERT_FLUSH_SECONDS)
+    if remaining:
+        raise ScmError(
+            f"{remaining} {kind} alert(s) not acknowledged by Kafka at "
+            f"{settings.kafka_bootstrap} within {_ALERT_FLUSH_SECONDS:.0f} s"
+        )
+    report.raise_on_failure(settings.kafka_bootstrap)

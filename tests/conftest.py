@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from scm.contracts import ALERTS_TOPIC
 from scm.settings import Settings, load_settings
 
 
@@ -52,3 +56,39 @@ def make_settings(tmp_path: Path, bootstrap: str = "127.0.0.1:9092", **extra: st
         **extra,
     }
     return load_settings(env)
+
+
+def read_alerts(settings: Settings, key: str) -> list[dict[str, Any]]:
+    """Every message on scm.alerts with ``key``, read from the beginning."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            **settings.librdkafka_config(),
+            "group.id": f"test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        partitions = consumer.list_topics(ALERTS_TOPIC, timeout=10).topics[ALERTS_TOPIC].partitions
+        ends = {}
+        assignments = []
+        for number in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(ALERTS_TOPIC, number), 10)
+            if high > low:
+                ends[number] = high
+                assignments.append(TopicPartition(ALERTS_TOPIC, number, low))
+        consumer.assign(assignments)
+        found = []
+        while ends:
+            message = consumer.poll(10)
+            assert message is not None, "scm.alerts did not deliver up to its end offsets"
+            assert message.error() is None, message.error()
+            value, offset, partition = message.value(), message.offset(), message.partition()
+            if message.key() == key.encode() and value is not None:
+                found.append(json.loads(value))
+            if offset is not None and offset + 1 >= ends.get(partition or 0, 0):
+                ends.pop(partition or 0, None)
+        return found
+    finally:
+        consumer.close()

@@ -137,7 +137,8 @@ def test_recorded_changes_become_one_ranged_run_per_partitioning() -> None:
     daily, monthly, snapshot = plan_gold_runs([everything], now)[0]
     assert snapshot.job_name == "planning_snapshot" and not snapshot.tags
     assert snapshot.asset_selection == [
-        gold_key(name) for name in ("replenishment_plan", "demand_forecast", "forecast_accuracy")
+        *(gold_key(n) for n in ("replenishment_plan", "demand_forecast", "forecast_accuracy")),
+        gold_key("reorder_alerts"),  # the plan's alerts, published after it
     ]
     assert daily.tags[RANGE_START_TAG] == "2026-03-01"
     assert daily.tags[RANGE_END_TAG] == (now.date() + dt.timedelta(days=62)).isoformat()
@@ -283,6 +284,8 @@ def test_a_simulated_lake_materializes_end_to_end_with_every_check_passing(
         for event in result.get_asset_materialization_events()
     }
     assert {gold_key(name) for name in GOLD_TABLES} <= materialized.keys()
+    settled = materialized[gold_key("reorder_alerts")].metadata
+    assert settled["pending"].value == 0  # every reorder the plan turned on is published
     assert dg.AssetKey(["bronze", "orders"]) in materialized
     assert materialized[dg.AssetKey(["bronze", "orders"])].metadata["mode"].value == "catch-up"
     evaluated = [e for result in pipeline.results for e in result.get_asset_check_evaluations()]

@@ -223,3 +223,131 @@ def test_planning_page_sorts_by_urgency_filters_and_charts_the_forecast(  # type
     app.toggle[0].set_value(True).run()
     plan = app.dataframe[0].value
     assert len(plan) == 1 and bool(plan["needs_reorder"].iloc[0])
+
+
+# --- reorder alerts: the outbox ----------------------------------------------------------
+
+
+def _write_plan(root: str, as_of: dt.date, reorder: dict[tuple[str, str], bool]) -> None:
+    """A replenishment plan as a refresh leaves it: one row per pair, ``needs_reorder`` given."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from scm.lake import Lake
+    from transforms.planning.replenishment import TABLE
+
+    rows = [
+        dict(location_id=location, sku=sku, as_of_date=as_of, on_hand=3, demand_28d_units=56,
+             avg_daily_demand=2.0, demand_std=1.0, lead_time_days=4.0, safety_stock=3.3,
+             reorder_point=11.3, on_order=5, days_of_cover=1.5,
+             projected_stockout_date=as_of + dt.timedelta(days=1), needs_reorder=needs,
+             suggested_order_units=18 if needs else 0)
+        for (location, sku), needs in reorder.items()
+    ]  # fmt: skip
+    table = pa.Table.from_pylist(rows, TABLE.arrow_schema())
+    write_deltalake(Lake.at(root).gold("replenishment_plan"), table, mode="overwrite")
+
+
+def _outbox(root: str) -> list[tuple[str, str, int, dt.date, dt.date | None, bool]]:
+    from scm.lake import Lake
+    from transforms.planning.reorder_alerts import read_outbox
+
+    rows = read_outbox(Lake.at(root)).to_pylist()
+    return sorted(
+        (r["location_id"], r["sku"], r["turn"], r["as_of_date"], r["resolved_as_of"],
+         r["published"])
+        for r in rows
+    )  # fmt: skip
+
+
+def test_each_turn_to_reorder_is_published_once_across_a_kafka_outage_and_a_crash(
+    kafka_broker: str, tmp_path
+) -> None:
+    import uuid
+
+    from deltalake import DeltaTable
+
+    from scm.lake import Lake
+    from tests.conftest import make_settings, read_alerts
+    from transforms.planning.reorder_alerts import (
+        OUTBOX_TABLE,
+        Settlement,
+        alert_id,
+        settle,
+        sync,
+    )
+
+    settings = make_settings(tmp_path, kafka_broker)
+    down = make_settings(tmp_path, "127.0.0.1:9")  # nothing listens there
+    root, lake = settings.lake, Lake.at(settings.lake)
+    dc = f"DC-{uuid.uuid4().hex[:8]}"  # keys of their own on the shared broker
+    day = dt.date(2026, 3, 28)
+
+    # A plan written by a refresh that died before settling: nothing opened yet.
+    _write_plan(root, day, {(dc, "A"): True, (dc, "B"): False})
+    # Kafka is down: the turn is recorded, kept unpublished, and the call returns.
+    assert settle(down, lake) == Settlement(opened=1, pending=1)
+    assert _outbox(root) == [(dc, "A", 1, day, None, False)]
+    # Kafka is back: published once; settling again changes and commits nothing.
+    assert settle(settings, lake) == Settlement(published=1)
+    version = DeltaTable(lake.gold(OUTBOX_TABLE)).version()
+    assert settle(settings, lake) == Settlement()
+    assert DeltaTable(lake.gold(OUTBOX_TABLE)).version() == version
+
+    [alert] = read_alerts(settings, f"{dc}:A")
+    assert alert == {
+        "alert_type": "reorder_needed", "event_type": "reorder_needed",
+        "alert_id": alert_id(dc, "A", 1), "event_id": alert_id(dc, "A", 1),
+        "event_time": alert["event_time"], "source": "scm-refresh", "location_id": dc,
+        "sku": "A", "on_hand": 3, "on_order": 5, "reorder_point": 11.3,
+        "suggested_order_units": 18, "projected_stockout_date": "2026-03-29",
+        "as_of_date": "2026-03-28",
+    }  # fmt: skip
+    assert dt.datetime.fromisoformat(alert["event_time"]).tzinfo is not None
+
+    # A still needs a reorder the next day: the same turn, no new alert. B turns true.
+    _write_plan(root, day + dt.timedelta(days=1), {(dc, "A"): True, (dc, "B"): True})
+    assert sync(lake) == (1, 0)
+    assert sync(lake) == (0, 0)  # idempotent: a retried refresh opens nothing twice
+    # A crash after producing B's alert, before marking it: the next settle produces it
+    # again under the same alert_id, which a consumer drops as a duplicate.
+    from scm.kafka import publish_alerts
+    from transforms.planning.reorder_alerts import read_outbox, to_json
+
+    pending = [r for r in read_outbox(lake).to_pylist() if not r["published"]]
+    publish_alerts(settings, [(f"{dc}:B", to_json(r)) for r in pending], "reorder_needed")
+    assert settle(settings, lake) == Settlement(published=1)
+    b_alerts = read_alerts(settings, f"{dc}:B")
+    assert [a["alert_id"] for a in b_alerts] == [alert_id(dc, "B", 1)] * 2
+
+    # A is covered (an order placed): resolved. Then it turns true again: a second turn.
+    later = day + dt.timedelta(days=5)
+    _write_plan(root, later, {(dc, "A"): False, (dc, "B"): True})
+    assert settle(settings, lake) == Settlement(resolved=1)
+    _write_plan(root, later + dt.timedelta(days=1), {(dc, "A"): True, (dc, "B"): True})
+    assert settle(settings, lake) == Settlement(opened=1, published=1)
+    assert _outbox(root) == [
+        (dc, "A", 1, day, later, True),
+        (dc, "A", 2, later + dt.timedelta(days=1), None, True),
+        (dc, "B", 1, day + dt.timedelta(days=1), None, True),
+    ]
+    a_alerts = read_alerts(settings, f"{dc}:A")
+    assert [a["alert_id"] for a in a_alerts] == [alert_id(dc, "A", 1), alert_id(dc, "A", 2)]
+
+
+def test_a_refresh_publishes_the_reorder_its_plan_turns_on(kafka_broker: str, tmp_path) -> None:
+    """The hand-built lake's plan needs a reorder of DC-1/A: ``scm refresh``'s own path
+    (the DuckDB engine, no ingest) writes the plan and settles its alert."""
+    from scm.lake import Lake
+    from tests.conftest import make_settings
+    from transforms.planning.reorder_alerts import read_outbox
+    from transforms.refresh import refresh
+
+    settings = make_settings(tmp_path, kafka_broker)
+    build_planning_lake(settings.lake).close()
+    summary = refresh(None, settings, ingest=False)
+    assert (summary.alerts.opened, summary.alerts.published) == (1, 1)
+    [row] = read_outbox(Lake.at(settings.lake)).to_pylist()
+    assert (row["location_id"], row["sku"], row["on_hand"], row["on_order"]) == ("DC-1", "A", 4, 2)
+    assert row["suggested_order_units"] == 4 and row["published"]
+    assert refresh(None, settings, ingest=False).alerts.opened == 0

@@ -35,6 +35,8 @@ from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
 from transforms.lake_io import delta_version, last_commit_metadata, table_exists
 from transforms.master_data import MasterLoad, load_master_data
 from transforms.model import Partitions
+from transforms.planning import reorder_alerts
+from transforms.planning.reorder_alerts import Settlement
 from transforms.silver import SILVER_TABLES
 
 if TYPE_CHECKING:
@@ -98,6 +100,7 @@ class RefreshSummary:
     ingest: str = "not run"
     silver_rows: dict[str, int] = field(default_factory=dict)
     gold: list[GoldRefresh] = field(default_factory=list)
+    alerts: Settlement = field(default_factory=Settlement)
     seconds: float = 0.0
 
     @property
@@ -337,11 +340,18 @@ def _refresh(
     if ingest:
         summary.ingest = catch_up_ingest(sessions.spark, settings)
         progress(summary.ingest_line())
+    # A plan written by a refresh that died before its alerts: open them before it changes.
+    reorder_alerts.sync(lake)
     engine = sessions.engine()
     try:
-        return _update(engine, summary, previous, full=full, progress=progress, started=started)
+        _update(engine, summary, previous, full=full, progress=progress, started=started)
     finally:
         engine.close()
+    summary.alerts = reorder_alerts.settle(settings, lake)  # also when nothing was new
+    if summary.alerts != Settlement():
+        progress(summary.alerts.line())
+    summary.seconds = time.monotonic() - started
+    return summary
 
 
 def _update(
@@ -352,7 +362,7 @@ def _update(
     full: bool,
     progress: Callable[[str], None],
     started: float,
-) -> RefreshSummary:
+) -> None:
     """Silver, then the gold partitions it touches, then the record."""
     lake = engine.lake
     update = engine.update_silver(
@@ -367,8 +377,7 @@ def _update(
     summary.as_of = changes.as_of
     if changes.nothing_new:
         progress("gold: up to date, nothing rewritten")
-        summary.seconds = time.monotonic() - started
-        return summary  # nothing new: write nothing, not even the record
+        return  # nothing new: write nothing, not even the record
     todo = [
         table
         for table in GOLD_TABLES.values()
@@ -390,7 +399,6 @@ def _update(
         progress(summary.gold[-1].line())
     summary.seconds = time.monotonic() - started
     _record_state(lake, summary, changes.products_version, update.bronze_versions)
-    return summary
 
 
 def run_refresh(settings: Settings, *, full: bool = False) -> int:

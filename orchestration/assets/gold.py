@@ -21,6 +21,7 @@ from orchestration.resources import SparkResource
 from orchestration.table_metadata import ANALYST_OWNERS, delta_table_metadata, markdown_table
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, as_of_date
 from transforms.model import GoldTable
+from transforms.planning import reorder_alerts as reorder_outbox
 from transforms.sql import scope_predicate
 
 GROUP = "gold"
@@ -94,4 +95,33 @@ def _partitioning(table: GoldTable) -> str:
     return f"partitioned by `{table.partition_column}` ({table.granularity})"
 
 
-gold_assets = [build_gold_asset(table) for table in GOLD_TABLES.values()]
+REORDER_ALERTS_KEY = gold_key(reorder_outbox.OUTBOX_TABLE)
+
+
+@dg.asset(
+    key=REORDER_ALERTS_KEY,
+    deps=[gold_key("replenishment_plan")],
+    group_name=GROUP,
+    kinds={"kafka", "delta"},
+    owners=ANALYST_OWNERS,
+    description="`gold/reorder_alerts`: the outbox of `reorder_needed` alerts on scm.alerts, "
+    "one row per pair and turn of `needs_reorder` to true; each is published once. See "
+    "docs/planning.md.",
+)
+def reorder_alerts(context, spark: SparkResource) -> dg.MaterializeResult:
+    """The step ``scm refresh`` runs after the plan: open, resolve and publish alerts."""
+    settings = spark.settings.load()
+    with refresh_lock(context, settings):
+        settled = reorder_outbox.settle(settings, spark.settings.lake())
+    context.log.info(settled.line())
+    return dg.MaterializeResult(
+        metadata={
+            "opened": settled.opened,
+            "resolved": settled.resolved,
+            "published": settled.published,
+            "pending": settled.pending,
+        }
+    )
+
+
+gold_assets = [*(build_gold_asset(table) for table in GOLD_TABLES.values()), reorder_alerts]
