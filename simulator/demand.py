@@ -1,8 +1,10 @@
 """Customer demand: how many orders arrive each day, when, from whom, for what.
 
 Three channels with their own weekday and hour-of-day rhythm, basket sizes and delivery
-promises; skus are picked by Zipf popularity. :meth:`Demand.expected_daily_units` turns the
-same profile into the per-(DC, sku) demand rate that sets reorder points.
+promises; skus are picked by Zipf popularity, each riding its own slow yearly trend
+(:meth:`Product.popularity_on`), so a (DC, sku) series has a weekly rhythm (the channel
+mix changes by weekday) and a level that drifts. :meth:`Demand.expected_daily_units` turns
+the same profile, at the trend's yearly mean, into the demand rate that sets reorder points.
 """
 
 from __future__ import annotations
@@ -91,14 +93,18 @@ class Demand:
         for channel in CHANNELS:
             pool = [c for c in world.customers if c.segment in channel.segments]
             self._customers[channel.name] = Weighted(pool, [c.weight for c in pool])
-        self._skus: Weighted[Product] = Weighted(
-            world.products, [p.popularity for p in world.products]
-        )
+        self._skus_day = -1
+        self._skus: Weighted[Product] = Weighted(world.products, [1.0] * len(world.products))
 
     def orders_for_day(self, day_start: int) -> list[OrderRequest]:
         """The orders placed on the UTC day starting at ``day_start``, in time order."""
         rng = self.rng
-        weekday = (day_start // DAY_SECONDS + 3) % 7  # 1970-01-01 was a Thursday
+        day = day_start // DAY_SECONDS
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday
+        if day != self._skus_day:
+            products = self.world.products
+            self._skus = Weighted(products, [p.popularity_on(day) for p in products])
+            self._skus_day = day
         day_factor = max(0.5, rng.gauss(1.0, 0.07))  # weather, promotions, news
         requests = []
         for channel in CHANNELS:

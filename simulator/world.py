@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -73,6 +74,10 @@ _ADJECTIVES = (
 PRODUCTS_PER_CATEGORY = 30
 # Skus ranked by popularity get demand ∝ 1 / rank^s (Zipf).
 ZIPF_EXPONENT = 0.9
+# Each sku's demand rides a slow yearly wave of its own (amplitude up to ±40 %, random
+# phase): over a quarter some skus grow, some fade, some peak, as product life cycles do.
+TREND_MAX_AMPLITUDE = 0.4
+TREND_PERIOD_DAYS = 365.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,13 @@ class Product:
     popularity_rank: int  # 0 = best seller
     case_pack: int  # purchase orders are placed in whole cases
     return_factor: float
+    trend_amplitude: float  # 0..TREND_MAX_AMPLITUDE
+    trend_phase: float  # radians
+
+    def popularity_on(self, day: int) -> float:
+        """The sku's share of order lines on ``day`` (days since the epoch), before normalising."""
+        angle = 2 * math.pi * day / TREND_PERIOD_DAYS + self.trend_phase
+        return self.popularity * (1 + self.trend_amplitude * math.sin(angle))
 
 
 @dataclass(frozen=True)
@@ -210,7 +222,9 @@ def _suppliers(rng: random.Random) -> tuple[list[Supplier], dict[str, list[Suppl
     return suppliers, by_category
 
 
-def _products(rng: random.Random, suppliers: dict[str, list[Supplier]]) -> list[Product]:
+def _products(
+    rng: random.Random, trends: random.Random, suppliers: dict[str, list[Supplier]]
+) -> list[Product]:
     drafts = []
     for category in CATEGORIES:
         names: set[str] = set()
@@ -242,6 +256,8 @@ def _products(rng: random.Random, suppliers: dict[str, list[Supplier]]) -> list[
             popularity_rank=rank,
             case_pack=pack,
             return_factor=category.return_factor,
+            trend_amplitude=trends.uniform(0.0, TREND_MAX_AMPLITUDE),
+            trend_phase=trends.uniform(0.0, 2 * math.pi),
         )
         for (sku, name, category, cost, price, supplier_id, pack), rank, weight in zip(
             drafts, ranks, weights, strict=True
@@ -276,7 +292,8 @@ def build_world(seed: int) -> World:
         for n, (city, region) in enumerate(_STORES, start=1)
     ]
     return World(
-        products=tuple(_products(rng, by_category)),
+        # trends draw from their own stream, so adding them changed nothing else of the world
+        products=tuple(_products(rng, random.Random(f"scm-simulator:{seed}:trends"), by_category)),
         locations=tuple(locations),
         suppliers=tuple(suppliers),
         customers=tuple(_customers(rng)),

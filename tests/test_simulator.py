@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -23,9 +24,11 @@ from hypothesis import strategies as st
 from scm.contracts import key_for, validate_event
 from scm.errors import ScmError
 from simulator import Record, SimulationOptions, generate_history, read_json_lines, simulate
+from simulator.demand import DAY_SECONDS, Demand
 from simulator.history import run_history
 from simulator.live import LiveStream
 from simulator.malformed import MALFORMED_KINDS
+from simulator.world import Product, build_world
 from tests.conftest import make_settings
 
 START = dt.date(2026, 3, 2)
@@ -234,8 +237,9 @@ def test_all_event_types_appear_in_five_days(five_days: list[Record]) -> None:
     assert {e["event_type"] for e in unique_events(five_days)} == EVENT_TYPES
 
 
-def test_one_default_day_has_every_event_type() -> None:
-    records = generate_history(SimulationOptions(days=1, seed=7, start=START))
+def test_two_default_days_have_every_event_type() -> None:
+    # a day-one return needs a same-day courier refusal: two days make it near certain
+    records = generate_history(SimulationOptions(days=2, seed=7, start=START))
     assert {e["event_type"] for e in unique_events(records)} == EVENT_TYPES
 
 
@@ -473,3 +477,30 @@ def test_unreachable_broker_is_one_line_that_says_what_to_do(tmp_path: Path) -> 
     settings = make_settings(tmp_path, bootstrap="127.0.0.1:1")
     with pytest.raises(ScmError, match=r"cannot reach Kafka at 127\.0\.0\.1:1: start it"):
         simulate(settings, SimulationOptions(days=1, progress=False))
+
+
+def test_each_sku_demand_follows_its_own_trend() -> None:
+    """Over a quarter the fastest-rising best-seller sells clearly more, the fastest-falling
+    clearly less, while the total stays level: forecasting on the demo has trends to find."""
+    world = build_world(7)
+    demand = Demand(world, 400, random.Random("trend-test"))
+    first = START.toordinal() - dt.date(1970, 1, 1).toordinal()
+
+    def lines(days: range) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for day in days:
+            for request in demand.orders_for_day(day * DAY_SECONDS):
+                counts.update(sku for sku, _, _ in request.lines)
+        return counts
+
+    early, late = lines(range(first, first + 28)), lines(range(first + 62, first + 90))
+    sellers = [p for p in world.products if p.popularity_rank < 30]
+
+    def expected(product: Product) -> float:
+        return product.popularity_on(first + 76) / product.popularity_on(first + 14)
+
+    rising, falling = max(sellers, key=expected), min(sellers, key=expected)
+    assert expected(rising) > 1.3 and expected(falling) < 0.8
+    assert late[rising.sku] / early[rising.sku] > 1.2
+    assert late[falling.sku] / early[falling.sku] < 0.85
+    assert 0.9 < sum(late.values()) / sum(early.values()) < 1.1
