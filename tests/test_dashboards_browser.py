@@ -106,48 +106,36 @@ def _chromium() -> str:
     return chromium
 
 
-def test_planning_page_in_headless_chromium(served_planning: str, tmp_path: Path) -> None:
+def _render(url: str, waits: list[str], screenshot: Path) -> str:
+    """Open ``url`` in headless Chromium, wait for each text and a drawn chart, screenshot
+    the whole page; the page's text. Streamlit renders progressively, hence the waits."""
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
-    screenshot = tmp_path / "planning.png"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{served_planning}/planning", wait_until="domcontentloaded")
-            page.get_by_text("Need reorder").first.wait_for(timeout=60_000)
-            page.get_by_text("Suggested orders (CSV)").first.wait_for(timeout=60_000)
-            page.get_by_text("Forecast MAE").first.wait_for(timeout=60_000)
+            page.goto(url, wait_until="domcontentloaded")
+            for text in waits:
+                page.get_by_text(text).first.wait_for(timeout=60_000)
             page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
-            text = page.inner_text("body")
+            body = page.inner_text("body")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
-    assert "Planning" in text and "DC-1 / A" in text
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return body
+
+
+def test_planning_page_in_headless_chromium(served_planning: str, tmp_path: Path) -> None:
+    waits = ["Need reorder", "Suggested orders (CSV)", "Forecast MAE"]
+    text = _render(f"{served_planning}/planning", waits, tmp_path / "planning.png")
+    assert "Planning" in text and "DC-1 / A" in text
 
 
 def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None:
-    chromium = _chromium()
-    from playwright.sync_api import sync_playwright
-
     screenshot = tmp_path / "scorecard.png"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(served_app, wait_until="domcontentloaded")
-            page.get_by_text("SCOR scorecard").first.wait_for(timeout=60_000)
-            # Streamlit renders tiles progressively: wait for the first and the last one.
-            page.get_by_text("Order fill rate").first.wait_for(timeout=60_000)
-            page.get_by_text("Supplier OTIF").first.wait_for(timeout=60_000)
-            page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
-            text = page.inner_text("body")
-            page.screenshot(path=str(screenshot), full_page=True)
-        finally:
-            browser.close()
+    text = _render(served_app, ["SCOR scorecard", "Order fill rate", "Supplier OTIF"], screenshot)
     assert "Fill rate" in text and "Order fill rate" in text and "Target" in text
-    png = screenshot.read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(png) > 50_000, len(png)
+    assert screenshot.stat().st_size > 50_000
