@@ -129,7 +129,8 @@ def _render(url: str, waits: list[str], screenshot: Path) -> str:
 
 
 def test_planning_page_in_headless_chromium(served_planning: str, tmp_path: Path) -> None:
-    waits = ["Need reorder", "Suggested orders (CSV)", "Forecast MAE"]
+    # Streamlit renders progressively: wait for the pair's selector as well as the tiles.
+    waits = ["Need reorder", "Suggested orders (CSV)", "Forecast MAE", "DC-1 / A"]
     text = _render(f"{served_planning}/planning", waits, tmp_path / "planning.png")
     assert "Planning" in text and "DC-1 / A" in text
 

@@ -40,6 +40,7 @@ from orchestration.sensors import (
 )
 from scm.lake import Lake
 from scm.settings import Settings, load_settings
+from tests.conftest import _free_port
 from transforms.checks import check_table
 from transforms.duckdb_engine import DuckDBEngine
 from transforms.gold import GOLD_TABLES
@@ -215,16 +216,26 @@ def last_silver_changes(instance: dg.DagsterInstance) -> SilverChanges:
 
 
 @pytest.fixture(scope="module")
-def pipeline(
-    spark: Any, kafka_broker: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    from simulator import SimulationOptions, simulate
+def pipeline(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """A broker of its own: the shared one carries other modules' days (some in 2027), which
+    would move the as-of date and the partitions the sensors request."""
+    from scm.broker import EmbeddedBroker
 
     root = tmp_path_factory.mktemp("orchestration")
+    broker_settings = load_settings(
+        {"SCM_STATE": str(root / "broker"), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
+    )
+    with EmbeddedBroker(broker_settings) as broker:
+        yield from _pipeline(spark, root, broker.bootstrap)
+
+
+def _pipeline(spark: Any, root: Path, bootstrap: str) -> Iterator[Pipeline]:
+    from simulator import SimulationOptions, simulate
+
     overrides = {
         "SCM_LAKE": str(root / "lake"),
         "SCM_STATE": str(root / "state"),
-        "SCM_KAFKA_BOOTSTRAP": kafka_broker,
+        "SCM_KAFKA_BOOTSTRAP": bootstrap,
         "SCM_SPARK_MASTER": "local[2]",
     }
     settings = load_settings(overrides)
