@@ -49,6 +49,27 @@ def _unreachable(settings: Settings) -> ScmError:
     )
 
 
+def _all_refuse(settings: Settings) -> bool:
+    """True when every bootstrap server refuses a TCP connection: no broker is there.
+
+    librdkafka retries a refused connection until its timeout (10 s for a metadata
+    request); a refusal is final, so the caller can say so at once. Anything else (a slow
+    network, a name that does not resolve yet) is left to librdkafka's own timeout.
+    """
+    import socket
+
+    for server in settings.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return False
+        except ConnectionRefusedError:
+            continue
+        except OSError:
+            return False
+    return True
+
+
 def _admin_config(settings: Settings) -> dict[str, Any]:
     return {**settings.librdkafka_config(), "logger": _quiet}
 
@@ -58,6 +79,8 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    if _all_refuse(settings):
+        raise _unreachable(settings)
     admin = AdminClient(_admin_config(settings))
     try:
         admin.list_topics(timeout=timeout)
@@ -75,6 +98,8 @@ def ensure_topics(
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
+    if _all_refuse(settings):
+        raise _unreachable(settings)
     admin = AdminClient(_admin_config(settings))
     try:
         existing = set(admin.list_topics(timeout=10).topics)
