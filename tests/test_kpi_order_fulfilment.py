@@ -140,3 +140,26 @@ def test_order_cycle_time_daily_averages_fully_delivered_orders(lake) -> None:
             avg_cycle_time_days=2.0),
     ]  # fmt: skip
     assert same_rows(lake.gold("order_cycle_time_daily", as_of=AS_OF), expected)
+
+
+def test_perfect_order_detail_gives_each_order_its_reasons_and_cycle_time(lake) -> None:
+    rows = {r["order_id"]: r for r in lake.gold("perfect_order_detail", as_of=AS_OF)}
+    reasons = ("is_due", "is_short", "is_late", "is_damaged", "has_document_errors", "is_perfect")
+    expected = {
+        # id: (due, short, late, damaged, documents, perfect), cycle time in days
+        "O1": ((True, False, False, False, False, True), 80 / 24),
+        "O2": ((True, False, True, False, False, False), 95 / 24),
+        "O3": ((True, True, False, False, False, False), None),  # nothing delivered
+        "O4": ((True, False, False, True, False, False), 54 / 24),
+        "O5": ((True, False, False, False, True, False), 2.0),
+        "O6": ((False, True, False, False, False, False), None),  # not due yet
+    }
+    assert {
+        order: (tuple(row[flag] for flag in reasons), row["cycle_time_days"])
+        for order, row in rows.items()
+    } == expected
+    # The cycle-time KPI averages exactly the orders the detail table gives a cycle time.
+    kpi = lake.gold("order_cycle_time_daily", as_of=AS_OF)
+    assert sum(r["orders_delivered"] for r in kpi) == sum(
+        1 for r in rows.values() if r["cycle_time_days"] is not None
+    )

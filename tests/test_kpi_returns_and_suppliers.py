@@ -41,6 +41,25 @@ def test_returns_cost_daily_by_category_and_reason(tmp_path) -> None:
             units_returned=1, refund_amount=0.0, processing_cost=4.0),
     ]  # fmt: skip
     assert same_rows(actual, expected)
+    # The records behind it: one row per return (the retry once), with its category.
+    detail = lake.gold("returns_detail", as_of=dt.date(2026, 3, 3))
+    assert same_rows(
+        detail,
+        [
+            dict(return_date=dt.date(2026, 3, 2), return_id="R-r1", order_id="O-1", line_no=1,
+                sku="A", category="tools", reason="damaged", disposition="restock", quantity=2,
+                refund_amount=20.0, processing_cost=3.5),
+            dict(return_date=dt.date(2026, 3, 2), return_id="R-r2", order_id="O-1", line_no=1,
+                sku="A", category="tools", reason="damaged", disposition="scrap", quantity=1,
+                refund_amount=10.0, processing_cost=1.25),
+            dict(return_date=dt.date(2026, 3, 2), return_id="R-r3", order_id="O-1", line_no=1,
+                sku="B", category="parts", reason="not_needed", disposition="restock",
+                quantity=1, refund_amount=15.5, processing_cost=2.0),
+            dict(return_date=dt.date(2026, 3, 3), return_id="R-r4", order_id="O-1", line_no=1,
+                sku="Z", category="unknown", reason="wrong_item", disposition="refurbish",
+                quantity=1, refund_amount=0.0, processing_cost=4.0),
+        ],
+    )  # fmt: skip
 
 
 def _po(po_id: str, supplier: str, expected: str, lines):  # type: ignore[no-untyped-def]

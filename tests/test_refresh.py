@@ -245,6 +245,28 @@ def test_refresh_without_new_data_writes_nothing(spark, second_round: Round) -> 
     )
 
 
+def test_a_gold_table_from_an_older_definition_is_rebuilt_whole(spark, second_round: Round) -> None:  # type: ignore[no-untyped-def]
+    from deltalake import write_deltalake
+
+    lake = second_round.lake
+    path = lake.gold("perfect_order_detail")
+    before = DeltaTable(path).to_pyarrow_table()
+    # As a release before the detail table gained its cycle time wrote it.
+    older = before.drop_columns(["cycle_time_days"])
+    write_deltalake(path, older, mode="overwrite", schema_mode="overwrite")
+    late_return = return_received(
+        event_id="r9", event_time="2026-03-06T09:00:00Z", return_id="R9", order_id="O1",
+        line_no=1, sku="A", quantity=1, reason="damaged", disposition="scrap",
+        refund_amount=9.0, processing_cost=2.5,
+    )  # fmt: skip
+    _append(spark, lake, {"returns": [late_return]}, offset=200)
+    summary = refresh(spark, second_round.settings, ingest=False)
+    assert _partitions(summary)["perfect_order_detail"] is None  # whole, not 0 partitions
+    after = DeltaTable(path).to_pyarrow_table()
+    assert after.schema.names == before.schema.names
+    assert sorted(after.to_pylist(), key=repr) == sorted(before.to_pylist(), key=repr)
+
+
 def test_refresh_command_fails_in_one_line_without_kafka(
     spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

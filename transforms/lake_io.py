@@ -28,6 +28,15 @@ def delta_version(path: str) -> int | None:
     return int(DeltaTable(path, without_files=True).version())  # the log, not the file list
 
 
+def column_names(path: str) -> list[str] | None:
+    """The columns of the Delta table at ``path`` (from the log), or None when there is none."""
+    from deltalake import DeltaTable
+
+    if not table_exists(path):
+        return None
+    return [field.name for field in DeltaTable(path, without_files=True).schema().fields]
+
+
 def last_commit_metadata(path: str) -> dict[str, Any]:
     """The commit info of the table's latest commit (empty when there is no table)."""
     from deltalake import DeltaTable

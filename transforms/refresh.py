@@ -32,7 +32,7 @@ from scm.lake_lock import LakeBusy, LakeLock
 from scm.settings import Settings
 from transforms.engine import Engine, open_engine
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
-from transforms.lake_io import delta_version, last_commit_metadata, table_exists
+from transforms.lake_io import column_names, delta_version, last_commit_metadata
 from transforms.master_data import MasterLoad, load_master_data
 from transforms.model import Partitions
 from transforms.planning import reorder_alerts
@@ -245,8 +245,10 @@ def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
         products_changed=products_changed,
     )
     for name, table in GOLD_TABLES.items():
-        exists = table_exists(lake.gold(name))
-        partitions[name] = changes.touched(table) if exists else None
+        # A missing table, or one written before its definition gained or lost a column,
+        # is built whole; the others get the partitions their rules say.
+        current = column_names(lake.gold(name)) == list(table.column_names)
+        partitions[name] = changes.touched(table) if current else None
     return GoldChanges(as_of, products_version, partitions)
 
 

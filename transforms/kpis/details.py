@@ -1,8 +1,9 @@
-"""Detail tables: the facts behind the KPIs, one row per order line, order and PO line.
+"""Detail tables: the facts behind the KPIs, one row per order line, order, return, PO line.
 
 The dashboards filter and sum these instead of deriving the facts again (a drill-down's
 records are a KPI's own records): ``order_line_fulfilment`` (fill rate by category, the
-unfilled lines), ``perfect_order_detail`` (why orders were not perfect) and
+unfilled lines), ``perfect_order_detail`` (why orders were not perfect, and each delivered
+order's cycle time), ``returns_detail`` (each return and its processing cost) and
 ``po_line_otif`` (late and short PO lines). Each is built from the same SQL fragments as
 its KPI table, so a line counted as filled here is the line the fill rate counts.
 ``is_due`` says whether the KPI counts the record yet (due by the as-of date).
@@ -11,13 +12,16 @@ its KPI table, so a line counted as filled here is the line the fill rate counts
 from __future__ import annotations
 
 from transforms.kpis.fill_rate import touched as _order_line_touched
+from transforms.kpis.order_cycle_time import CYCLE_TIME_DAYS
 from transforms.kpis.order_fulfilment import ORDER_FULFILMENT
 from transforms.kpis.perfect_order import touched as _order_touched
+from transforms.kpis.returns_cost import RETURN_FACTS
+from transforms.kpis.returns_cost import touched as _return_touched
 from transforms.kpis.supplier_otif import PO_LINE_FACTS
 from transforms.kpis.supplier_otif import touched as _po_line_touched
 from transforms.model import ChangeSet, Column, GoldTable, Partitions
 
-UNKNOWN_CATEGORY = "unknown"
+from transforms.kpis.returns_cost import UNKNOWN_CATEGORY
 
 ORDER_LINE_SQL = f"""
 WITH {ORDER_FULFILMENT}
@@ -38,8 +42,16 @@ WITH {ORDER_FULFILMENT}
 SELECT order_date, order_id, ship_from, channel, requested_delivery_date,
     requested_delivery_date <= :as_of AS is_due,
     lines, NOT is_fully_delivered AS is_short, is_late, is_damaged, has_document_errors,
-    is_fully_delivered AND has_only_on_time_clean_deliveries AS is_perfect
+    is_fully_delivered AND has_only_on_time_clean_deliveries AS is_perfect,
+    CASE WHEN is_fully_delivered THEN {CYCLE_TIME_DAYS} END AS cycle_time_days
 FROM orders_fulfilled
+"""
+
+RETURN_SQL = f"""
+WITH {RETURN_FACTS}
+SELECT return_date, return_id, order_id, line_no, sku, category, reason, disposition,
+    quantity, refund_amount, processing_cost
+FROM categorised
 """
 
 PO_LINE_SQL = f"""
@@ -109,6 +121,10 @@ PERFECT_ORDER_DETAIL = GoldTable(
         Column("is_damaged", "BOOLEAN", "some delivery not in ok condition"),
         Column("has_document_errors", "BOOLEAN", "some delivery with document errors"),
         Column("is_perfect", "BOOLEAN", "delivered in full, on time, ok, documents ok"),
+        Column(
+            "cycle_time_days", "DOUBLE", "last delivery − order placed, in days; null until "
+            "every line is delivered (the records behind order cycle time)"
+        ),
     ),
     partition_column="order_date",
     granularity="day",
@@ -118,7 +134,35 @@ PERFECT_ORDER_DETAIL = GoldTable(
     invariants=(
         "lines >= 1",
         "NOT (is_perfect AND (is_short OR is_late OR is_damaged OR has_document_errors))",
+        "cycle_time_days >= 0",
+        "(cycle_time_days IS NULL) = is_short",
     ),
+)
+
+RETURNS_DETAIL = GoldTable(
+    name="returns_detail",
+    description="One row per return with its category, refund and processing cost "
+    "(the records behind returns cost).",
+    grain=("return_id",),
+    columns=(
+        Column("return_date", "DATE", "day the return was received (UTC)"),
+        Column("return_id", "VARCHAR", "return"),
+        Column("order_id", "VARCHAR", "the order returned from"),
+        Column("line_no", "INTEGER", "the order line returned"),
+        Column("sku", "VARCHAR", "product"),
+        Column("category", "VARCHAR", "product category, 'unknown' if not listed"),
+        Column("reason", "VARCHAR", "return reason"),
+        Column("disposition", "VARCHAR", "what happens to the returned units"),
+        Column("quantity", "BIGINT", "units returned"),
+        Column("refund_amount", "DOUBLE", "money refunded (not a cost of the process)"),
+        Column("processing_cost", "DOUBLE", "cost of processing the return"),
+    ),
+    partition_column="return_date",
+    granularity="day",
+    inputs=("returns", "products"),
+    sql=RETURN_SQL,
+    touched=_return_touched,
+    invariants=("quantity >= 1", "refund_amount >= 0", "processing_cost >= 0"),
 )
 
 PO_LINE_OTIF = GoldTable(
@@ -147,4 +191,4 @@ PO_LINE_OTIF = GoldTable(
     invariants=("received_on_time_units <= received_units",),
 )
 
-DETAIL_TABLES = (ORDER_LINE_FULFILMENT, PERFECT_ORDER_DETAIL, PO_LINE_OTIF)
+DETAIL_TABLES = (ORDER_LINE_FULFILMENT, PERFECT_ORDER_DETAIL, RETURNS_DETAIL, PO_LINE_OTIF)

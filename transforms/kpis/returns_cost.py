@@ -11,13 +11,17 @@ from transforms.model import ChangeSet, Column, GoldTable, Partitions, money_tot
 
 UNKNOWN_CATEGORY = "unknown"
 
-SQL = f"""
-WITH categorised AS (
+# Each return with its product category: the rows this KPI sums and ``returns_detail`` lists.
+RETURN_FACTS = f"""
+categorised AS (
     SELECT r.*, coalesce(p.category, '{UNKNOWN_CATEGORY}') AS category
     FROM returns AS r
     LEFT JOIN products AS p ON p.sku = r.sku
     WHERE IN_SCOPE(r.return_date)
-)
+)"""
+
+SQL = f"""
+WITH {RETURN_FACTS}
 SELECT return_date, category, reason,
     count(*) AS returns,
     sum(quantity) AS units_returned,
