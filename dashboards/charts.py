@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
+
 import altair as alt
 import pandas as pd
 
@@ -83,19 +86,48 @@ def grouped_bars(frame: pd.DataFrame, *, category: str, values: list[str], title
     )
 
 
-def sparkline(frame: pd.DataFrame, *, color: str) -> alt.Chart:
-    """A tiny axis-less trend for a scorecard tile."""
+POINT = "point"  # the selection a clickable trend reports (``selection.point``)
+
+
+def sparkline(frame: pd.DataFrame, *, color: str) -> alt.LayerChart:
+    """A tiny axis-less trend for a scorecard tile; a click on a day selects it."""
+    base = alt.Chart(frame).encode(
+        x=alt.X("day:T", axis=None),
+        y=alt.Y("value:Q", axis=None, scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip("day:T"), alt.Tooltip("value:Q", format=",.3f")],
+    )
+    points = base.mark_circle(color=color, size=40, opacity=0.35).add_params(
+        alt.selection_point(name=POINT, fields=["day"], on="click", nearest=True)
+    )
     return (
-        alt.Chart(frame)
-        .mark_line(color=color, strokeWidth=2)
-        .encode(
-            x=alt.X("day:T", axis=None),
-            y=alt.Y("value:Q", axis=None, scale=alt.Scale(zero=False)),
-            tooltip=[alt.Tooltip("day:T"), alt.Tooltip("value:Q", format=",.3f")],
-        )
+        alt.layer(base.mark_line(color=color, strokeWidth=2), points)
         .properties(height=50)
         .configure_view(strokeWidth=0)
     )
+
+
+def clickable(chart: alt.Chart, field: str) -> alt.Chart:
+    """``chart`` with a click selecting one value of ``field`` (read it with :func:`picked`)."""
+    return chart.add_params(
+        alt.selection_point(name=POINT, fields=[field], on="click", nearest=True)
+    )
+
+
+def picked(event: object, field: str) -> object | None:
+    """The value of ``field`` a click selected on a clickable chart, None without a click."""
+    selection = event.get("selection") if isinstance(event, Mapping) else None
+    points = (selection or {}).get(POINT) or []
+    return points[0].get(field) if points else None
+
+
+def picked_day(event: object, field: str = "day") -> dt.date | None:
+    """The day a click selected on a clickable time axis (Vega reports epoch milliseconds)."""
+    value = picked(event, field)
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value / 1000, dt.UTC).date()
+    return pd.Timestamp(str(value)).date()
 
 
 def heatmap(frame: pd.DataFrame, *, x: str, y: str, value: str, title: str) -> alt.Chart:

@@ -190,26 +190,6 @@ by_category as (
 select * from by_category order by category
 """
 
-UNFILLED_ORDER_LINES = f"""
-with {_DUE_LINES}
-select
-    order_id,
-    line_no,
-    sku,
-    category,
-    ship_from,
-    channel,
-    order_date,
-    requested_delivery_date,
-    ordered_units,
-    dispatched_by_requested_units as dispatched_units,
-    short_units
-from due_lines
-where not is_filled
-order by order_date desc, order_id, line_no
-limit 500
-"""
-
 # -- perfect order and cycle time -----------------------------------------------------------
 
 PERFECT_ORDER_TREND = f"""
@@ -468,4 +448,72 @@ FORECAST_ACCURACY_TOTALS = f"""
 select sum(mae) / nullif(sum(naive_mae), 0) as error_vs_naive
 from gold.forecast_accuracy
 where {_any("location_id", "locations")}
+"""
+
+# -- records behind a KPI: the drill-down of a tile or a chart point -----------------------
+# Each lists a KPI's own records from its gold detail table, filtered like the KPI, with
+# ``reason`` saying why a record counts against it (null when it does not).
+
+RECORDS_ORDER_LINES = f"""
+select order_date, order_id, line_no, sku, category, ship_from, channel,
+    requested_delivery_date, ordered_units, filled_units, short_units, is_filled,
+    case when is_filled then null
+        when dispatched_by_requested_units = 0 then 'not dispatched by the requested date'
+        else 'short by the requested date' end as reason
+from gold.order_line_fulfilment
+where is_due and {_ORDER_FILTERS} and {_any("category", "categories")}
+order by is_filled, order_date, order_id, line_no
+"""
+
+RECORDS_ORDERS = f"""
+select order_date, order_id, ship_from, channel, requested_delivery_date, lines, is_perfect,
+    nullif(concat_ws(', ',
+        case when is_short then 'not delivered in full' end,
+        case when is_late then 'late' end,
+        case when is_damaged then 'damaged' end,
+        case when has_document_errors then 'documents' end), '') as reason
+from gold.perfect_order_detail
+where is_due and {_ORDER_FILTERS}
+order by is_perfect, order_date, order_id
+"""
+
+RECORDS_DELIVERED_ORDERS = f"""
+select order_date, order_id, ship_from, channel, requested_delivery_date, lines,
+    cycle_time_days,
+    case when cycle_time_days > $target then 'slower than the target' end as reason
+from gold.perfect_order_detail
+where cycle_time_days is not null and {_ORDER_FILTERS}
+order by cycle_time_days desc, order_id
+"""
+
+
+def _inventory_records(against: str) -> str:
+    return f"""
+select month, location_id, period_days, cogs, avg_inventory_value, inventory_turns,
+    days_of_supply, case when {against} then 'off target' end as reason
+from gold.inventory_turns_monthly
+where month between $start_date and $end_date and {_any("location_id", "locations")}
+order by reason nulls last, location_id
+"""
+
+
+RECORDS_INVENTORY_TURNS = _inventory_records("coalesce(inventory_turns, 0) < $target")
+RECORDS_DAYS_OF_SUPPLY = _inventory_records("days_of_supply > $target")
+
+RECORDS_RETURNS = f"""
+select return_date, return_id, order_id, line_no, sku, category, reason as return_reason,
+    disposition, quantity, refund_amount, processing_cost,
+    case when processing_cost > $target then 'costlier than the target' end as reason
+from gold.returns_detail
+where return_date between $start_date and $end_date and {_any("category", "categories")}
+order by processing_cost desc, return_id
+"""
+
+RECORDS_PO_LINES = f"""
+select expected_date, po_id, line_no, supplier_id, sku, quantity, received_on_time_units,
+    received_units, is_otif, problem as reason
+from gold.po_line_otif
+where is_due and expected_date between $start_date and $end_date
+  and {_any("supplier_id", "suppliers")}
+order by is_otif, expected_date, po_id, line_no
 """

@@ -32,6 +32,8 @@ class Kpi:
     target: float
     higher_is_better: bool
     amber_band: float  # relative distance from target still shown amber
+    records: str  # the records behind the tile (queries.RECORDS_*): the drill-down
+    records_of: str  # what one record is, for captions ("order lines")
     monthly: bool = False
 
 
@@ -47,6 +49,8 @@ KPIS: tuple[Kpi, ...] = (
         0.95,
         True,
         0.05,
+        records=queries.RECORDS_ORDER_LINES,
+        records_of="order lines",
     ),
     Kpi(
         "Line fill rate",
@@ -59,6 +63,8 @@ KPIS: tuple[Kpi, ...] = (
         0.97,
         True,
         0.05,
+        records=queries.RECORDS_ORDER_LINES,
+        records_of="order lines",
     ),
     Kpi(
         "Unit fill rate",
@@ -71,6 +77,8 @@ KPIS: tuple[Kpi, ...] = (
         0.98,
         True,
         0.05,
+        records=queries.RECORDS_ORDER_LINES,
+        records_of="order lines",
     ),
     Kpi(
         "Perfect order rate",
@@ -83,6 +91,8 @@ KPIS: tuple[Kpi, ...] = (
         0.90,
         True,
         0.05,
+        records=queries.RECORDS_ORDERS,
+        records_of="orders",
     ),
     Kpi(
         "Order cycle time",
@@ -95,6 +105,8 @@ KPIS: tuple[Kpi, ...] = (
         3.0,
         False,
         0.20,
+        records=queries.RECORDS_DELIVERED_ORDERS,
+        records_of="delivered orders",
     ),
     Kpi(
         "Inventory turns",
@@ -107,6 +119,8 @@ KPIS: tuple[Kpi, ...] = (
         12.0,
         True,
         0.20,
+        records=queries.RECORDS_INVENTORY_TURNS,
+        records_of="location months",
         monthly=True,
     ),
     Kpi(
@@ -120,6 +134,8 @@ KPIS: tuple[Kpi, ...] = (
         30.0,
         False,
         0.20,
+        records=queries.RECORDS_DAYS_OF_SUPPLY,
+        records_of="location months",
         monthly=True,
     ),
     Kpi(
@@ -133,6 +149,8 @@ KPIS: tuple[Kpi, ...] = (
         8.0,
         False,
         0.15,
+        records=queries.RECORDS_RETURNS,
+        records_of="returns",
     ),
     Kpi(
         "Supplier OTIF",
@@ -145,6 +163,8 @@ KPIS: tuple[Kpi, ...] = (
         0.95,
         True,
         0.05,
+        records=queries.RECORDS_PO_LINES,
+        records_of="PO lines",
     ),
 )
 

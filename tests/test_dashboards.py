@@ -99,11 +99,82 @@ def test_scorecard_tiles_have_status_and_change(lake_env: Path) -> None:
     assert "Target ≥ 95.0%" in captions and "As of 10 Mar 2026" in captions
 
 
+def _due_lines(lake: Path, where: str) -> list[tuple[str, int]]:
+    from scm.query import open_lake
+
+    with open_lake(str(lake)) as session:
+        rows = session.query(
+            "select order_id, line_no from gold.order_line_fulfilment"
+            f" where is_due and {where} order by order_id, line_no"
+        ).to_pylist()
+    return [(row["order_id"], row["line_no"]) for row in rows]
+
+
+def test_a_tile_opens_its_records_and_a_day_narrows_them(lake_env: Path) -> None:
+    app = _page("scorecard").run()
+    assert not app.dataframe  # nothing picked yet
+    line_fill = [kpi.title for kpi in KPIS].index("Line fill rate")
+    app.button(key=f"scorecard.records.{line_fill}").click().run()
+    assert not app.exception
+    assert app.selectbox(key="scorecard.records.kpi").value == "Line fill rate"
+    records = app.dataframe[0].value
+    # The tile's 7 days up to the as-of date (10 Mar), every due line of them, once.
+    period = "order_date between date '2026-03-04' and date '2026-03-10'"
+    assert sorted(zip(records["order_id"], records["line_no"], strict=True)) == _due_lines(
+        lake_env, period
+    )
+    assert set(records.loc[records["reason"].notna(), "is_filled"]) == {False}
+    assert set(records.loc[records["reason"].isna(), "is_filled"]) <= {True}
+    assert (records["trace"] == "trace?order_id=" + records["order_id"]).all()
+    assert any("counting against the KPI" in c.value for c in app.caption)
+
+    app.selectbox(key="scorecard.records.when").set_value(dt.date(2026, 3, 5)).run()
+    day = app.dataframe[0].value
+    assert set(day["order_date"]) == {dt.date(2026, 3, 5)}
+    assert sorted(zip(day["order_id"], day["line_no"], strict=True)) == _due_lines(
+        lake_env, "order_date = date '2026-03-05'"
+    )
+    assert len(day) < len(records)
+
+    app.multiselect(key="widget.scorecard.locations").set_value(["DC-2"]).run()
+    located = app.dataframe[0].value
+    assert set(located["ship_from"]) == {"DC-2"}
+    assert sorted(zip(located["order_id"], located["line_no"], strict=True)) == _due_lines(
+        lake_env, "order_date = date '2026-03-05' and ship_from = 'DC-2'"
+    )
+
+
+@pytest.mark.parametrize("kpi", [kpi.title for kpi in KPIS])
+def test_every_tile_has_records_with_a_reason_column(lake_env: Path, kpi: str) -> None:
+    app = _page("scorecard").run()
+    app.button(key=f"scorecard.records.{[k.title for k in KPIS].index(kpi)}").click().run()
+    assert not app.exception
+    if app.dataframe:
+        assert "reason" in app.dataframe[0].value.columns
+        assert app.get("download_button")
+    else:  # a table the sample lake has no rows for still says what it would show
+        assert any(kpi in c.value for c in app.caption)
+
+
+def test_a_click_on_a_trend_picks_its_day() -> None:
+    from dashboards.charts import picked_day
+
+    march_5 = dt.datetime(2026, 3, 5, tzinfo=dt.UTC).timestamp() * 1000
+    assert picked_day({"selection": {"point": [{"day": march_5}]}}) == dt.date(2026, 3, 5)
+    assert picked_day({"selection": {"point": []}}) is None
+    assert picked_day(None) is None
+
+
 def test_fill_rate_filters_change_the_numbers_and_list_unfilled_lines(lake_env: Path) -> None:
     app = _page("fill_rate").run()
     everything = _metrics(app)["Order fill rate"]
+    lines = app.dataframe[0].value  # every due line of the page's dates, unfilled first
+    assert not lines["is_filled"].iloc[0] and lines["is_filled"].iloc[-1]
+    app.toggle(key="fill_rate.records.against").set_value(True).run()
     unfilled = app.dataframe[0].value
     assert set(unfilled["sku"]) == {"SKU-C"} and set(unfilled["ship_from"]) == {"DC-2"}
+    assert set(unfilled["reason"]) == {"short by the requested date"}
+    assert len(unfilled) == (~lines["is_filled"]).sum()
 
     app.multiselect(key="widget.fill_rate.locations").set_value(["DC-1"]).run()
     assert _metrics(app)["Order fill rate"] != everything

@@ -559,6 +559,7 @@ def test_every_table_is_a_view(lake: LakeQuery) -> None:
         "gold.perfect_order_detail",
         "gold.po_line_otif",
         "gold.returns_cost_daily",
+        "gold.returns_detail",
         "gold.supplier_otif_daily",
         "silver.deliveries",
         "silver.inventory_position",

@@ -412,6 +412,7 @@ def lake_state(lake: Lake, token: str, refreshed: tuple[int, list[str]]) -> Lake
 class Run:
     scenario: Scenario
     rounds: list[LakeState]
+    settings: Settings
 
 
 @pytest.fixture(scope="module", params=["duckdb", "spark"])
@@ -467,7 +468,7 @@ def _run_rounds(settings: Settings) -> Run:
         messages = [message(event) for event in events]
         produce(settings, messages[:3] + malformed + others + messages[3:])
         rounds.append(lake_state(lake, scenario.token, scm_refresh(settings)))
-    return Run(scenario, rounds)
+    return Run(scenario, rounds, settings)
 
 
 # --- comparing ------------------------------------------------------------------------------
@@ -631,6 +632,96 @@ def test_malformed_messages_are_quarantined_and_not_counted(run: Run) -> None:
     assert not final.bronze_event_ids & malformed_ids
     valid_ids = {str(e["event_id"]) for e in s.round1 + s.round2}
     assert final.bronze_event_ids == valid_ids
+
+
+def _drilldown_mismatches(kpi: Any, records: Any, totals: Any) -> list[str]:
+    """Where a tile's records disagree with its KPI's own counts (empty: they agree)."""
+    against = records["reason"].notna() if "reason" in records else None
+    title, sums = kpi.title, totals.sum(numeric_only=True)
+    pairs: dict[str, tuple[float, float]]
+    if title == "Order fill rate":
+        pairs = {
+            "orders": (records["order_id"].nunique(), sums["orders"]),
+            "orders not filled": (
+                records.loc[against, "order_id"].nunique(),
+                sums["orders"] - sums["orders_filled"],
+            ),
+        }
+    elif title == "Line fill rate":
+        pairs = {
+            "lines": (len(records), sums["lines"]),
+            "lines not filled": (against.sum(), sums["lines"] - sums["lines_filled"]),
+        }
+    elif title == "Unit fill rate":
+        pairs = {
+            "units ordered": (records["ordered_units"].sum(), sums["units_ordered"]),
+            "units filled": (records["filled_units"].sum(), sums["units_filled"]),
+        }
+    elif title == "Perfect order rate":
+        pairs = {
+            "orders": (len(records), sums["orders"]),
+            "not perfect": (against.sum(), sums["orders"] - sums["perfect_orders"]),
+        }
+    elif title == "Order cycle time":
+        pairs = {
+            "orders delivered": (len(records), sums["orders_delivered"]),
+            "cycle days": (records["cycle_time_days"].sum(), sums["cycle_time_days_total"]),
+        }
+    elif title in ("Inventory turns", "Days of supply"):
+        pairs = {"cogs": (records["cogs"].sum(), sums["cogs"])}
+    elif title == "Returns cost per return":
+        pairs = {
+            "returns": (len(records), sums["returns"]),
+            "processing cost": (records["processing_cost"].sum(), sums["processing_cost"]),
+        }
+    else:
+        assert title == "Supplier OTIF", f"no check for the tile {title}"
+        pairs = {
+            "PO lines": (len(records), sums["po_lines"]),
+            "not OTIF": (against.sum(), sums["po_lines"] - sums["po_lines_otif"]),
+        }
+    return [
+        f"{title} {what}: records {got}, KPI {want}"
+        for what, (got, want) in pairs.items()
+        if not math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
+    ]
+
+
+def test_drilldown_records_add_up_to_each_kpi(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each scorecard tile's records, for every day (or month) of the scenario and for the
+    whole span, give that KPI's own counts: a drill-down shows exactly what the tile counts.
+    """
+    import streamlit as st
+
+    from dashboards import connection, drilldown
+    from dashboards.scorecard import KPIS
+
+    monkeypatch.setenv("SCM_LAKE", run.settings.lake)
+    monkeypatch.setenv("SCM_STATE", str(run.settings.state))
+    st.cache_data.clear()
+    gold = run.rounds[-1].gold
+    s = run.scenario
+    filters = {
+        "locations": [s.dc1, s.dc2],
+        "channels": [],
+        "categories": sorted({row["category"] for row in gold["returns_cost_daily"]}),
+        "suppliers": sorted({row["supplier_id"] for row in gold["supplier_otif_daily"]}),
+    }
+    span = {"start_date": dt.date(2027, 1, 1), "end_date": dt.date(2027, 12, 31)}
+    problems: list[str] = []
+    checked: set[str] = set()
+    for kpi in KPIS:
+        whole = connection.run(kpi.query, {**filters, **span})
+        days = sorted(set(whole["day"]))
+        scopes = [(day, day) for day in days] + ([] if kpi.monthly else [(days[0], days[-1])])
+        for start, end in scopes:
+            totals = whole[(whole["day"] >= start) & (whole["day"] <= end)]
+            records = drilldown.records(drilldown.Scope(kpi, start, end), filters)
+            problems += [f"{start}..{end} {p}" for p in _drilldown_mismatches(kpi, records, totals)]
+            if len(records):
+                checked.add(kpi.title)
+    assert problems == []
+    assert checked == {kpi.title for kpi in KPIS}, "every tile must have records to check"
 
 
 def test_scenario_messages_are_what_they_claim() -> None:

@@ -1,12 +1,17 @@
-"""Fill rate: daily trend, by DC, channel and category, and the unfilled lines behind it."""
+"""Fill rate: daily trend, by DC, channel and category, and the order lines behind it.
+
+A click on a day of the trend or on a bar narrows the order lines below to it.
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
+from dashboards.scorecard import KPIS
 
 PAGE = "fill_rate"
+LINE_FILL_RATE = next(kpi for kpi in KPIS if kpi.title == "Line fill rate")
 
 st.title("Fill rate")
 if not connection.require_tables("gold.fill_rate_daily"):
@@ -50,53 +55,74 @@ unit_rate.metric("Unit fill rate", rate("units_filled", "units_ordered"))
 volume.metric("Orders", f"{orders:,}")
 
 trend = connection.run(queries.FILL_RATE_TREND, params)
-st.altair_chart(
-    charts.trend(
-        trend,
-        x="order_date",
-        y=["order_fill_rate", "line_fill_rate", "unit_fill_rate"],
-        title="Daily fill rate",
-        rate=True,
+trend_click = st.altair_chart(
+    charts.clickable(
+        charts.trend(
+            trend,
+            x="order_date",
+            y=["order_fill_rate", "line_fill_rate", "unit_fill_rate"],
+            title="Daily fill rate",
+            rate=True,
+        ),
+        "order_date",
     ),
     width="stretch",
+    key=f"{PAGE}.trend",
+    on_select="rerun",
 )
 
 by_dc, by_channel, by_category = st.columns(3)
 with by_dc:
-    st.altair_chart(
-        charts.bars(
-            by_location,
-            category="ship_from",
-            value="order_fill_rate",
-            title="Order fill rate by DC",
-            rate=True,
+    dc_click = st.altair_chart(
+        charts.clickable(
+            charts.bars(
+                by_location,
+                category="ship_from",
+                value="order_fill_rate",
+                title="Order fill rate by DC",
+                rate=True,
+            ),
+            "ship_from",
         ),
         width="stretch",
+        key=f"{PAGE}.by_dc",
+        on_select="rerun",
     )
 with by_channel:
     by_channel_frame = connection.run(queries.FILL_RATE_BY_CHANNEL, params)
-    st.altair_chart(
-        charts.bars(
-            by_channel_frame,
-            category="channel",
-            value="order_fill_rate",
-            title="Order fill rate by channel",
-            rate=True,
+    channel_click = st.altair_chart(
+        charts.clickable(
+            charts.bars(
+                by_channel_frame,
+                category="channel",
+                value="order_fill_rate",
+                title="Order fill rate by channel",
+                rate=True,
+            ),
+            "channel",
         ),
         width="stretch",
+        key=f"{PAGE}.by_channel",
+        on_select="rerun",
     )
+category_click = None
 with by_category:
     if details_ready:
         category_frame = connection.run(queries.FILL_RATE_BY_CATEGORY, params)
-        st.altair_chart(
-            charts.bars(
-                category_frame,
-                category="category",
-                value="line_fill_rate",
-                title="Line fill rate by category",
-                rate=True,
+        category_click = st.altair_chart(
+            charts.clickable(
+                charts.bars(
+                    category_frame,
+                    category="category",
+                    value="line_fill_rate",
+                    title="Line fill rate by category",
+                    rate=True,
+                ),
+                "category",
             ),
             width="stretch",
+            key=f"{PAGE}.by_category",
+            on_select="rerun",
         )
     else:
         st.info(
@@ -104,14 +130,21 @@ with by_category:
             "(the next refresh builds it)."
         )
 
-st.subheader("Unfilled order lines")
+st.subheader("Order lines behind the numbers")
 if details_ready:
-    st.caption(
-        "Lines due by the as-of date whose dispatched quantity by the requested delivery "
-        "date is short (newest first, at most 500). Category filters apply here and above."
+    drilldown.section(
+        LINE_FILL_RATE,
+        start,
+        end,
+        params,
+        key=f"{PAGE}.records",
+        day=charts.picked_day(trend_click, "order_date"),
+        picks={
+            "locations": charts.picked(dc_click, "ship_from"),
+            "channels": charts.picked(channel_click, "channel"),
+            "categories": charts.picked(category_click, "category"),
+        },
     )
-    unfilled = connection.run(queries.UNFILLED_ORDER_LINES, params)
-    st.dataframe(unfilled, hide_index=True, width="stretch")
 else:
     st.info(
         "The order lines behind the numbers appear once gold.order_line_fulfilment is in "

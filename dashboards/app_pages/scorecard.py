@@ -1,16 +1,24 @@
-"""SCOR scorecard: one tile per KPI with its latest value, change, target and trend."""
+"""SCOR scorecard: one tile per KPI with its latest value, change, target and trend.
+
+A tile's *Records* button, or a click on a day of its trend, opens the records behind it
+below the grid (``dashboards.drilldown``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Literal
 
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
 from dashboards.scorecard import KPIS, Tile, format_change, format_value, tile
 
 PAGE = "scorecard"
+RECORDS_KPI = f"{PAGE}.records.kpi"  # the tile whose records are shown (its title)
+RECORDS_WHEN = f"{PAGE}.records.when"  # None: the tile's whole period; else one day/month
+BY_TITLE = {kpi.title: kpi for kpi in KPIS}
 BadgeColor = Literal["green", "orange", "red", "gray"]
 STATUS_BADGES: dict[str, tuple[str, BadgeColor, str]] = {
     "green": ("On target", "green", "#21a366"),
@@ -59,7 +67,18 @@ params = filters.Filters(
 ).params()
 
 
-def show(card: Tile) -> None:
+def open_records(title: str, when: dt.date | None = None) -> None:
+    st.session_state[RECORDS_KPI] = title
+    st.session_state[RECORDS_WHEN] = when
+
+
+def on_trend_click(title: str, key: str) -> None:
+    day = charts.picked_day(st.session_state.get(key))
+    if day is not None:
+        open_records(title, day.replace(day=1) if BY_TITLE[title].monthly else day)
+
+
+def show(card: Tile, index: int) -> None:
     label, badge_color, line_color = STATUS_BADGES[card.status]
     kpi = card.kpi
     with st.container(border=True):
@@ -72,10 +91,26 @@ def show(card: Tile) -> None:
         )
         st.badge(label, color=badge_color)
         if not card.trend.empty:
-            st.altair_chart(charts.sparkline(card.trend, color=line_color), width="stretch")
-        st.caption(
+            key = f"{PAGE}.trend.{index}"
+            st.altair_chart(
+                charts.sparkline(card.trend, color=line_color),
+                width="stretch",
+                key=key,
+                on_select=partial(on_trend_click, kpi.title, key),
+                selection_mode=charts.POINT,
+            )
+        target, records = st.columns([3, 1], vertical_alignment="center")
+        target.caption(
             f"Target {'≥' if kpi.higher_is_better else '≤'} {format_value(kpi.target, kpi.unit)}"
             f" · previous {format_value(card.previous, kpi.unit)}"
+        )
+        records.button(
+            "Records",
+            key=f"{PAGE}.records.{index}",
+            on_click=open_records,
+            args=(kpi.title,),
+            help=f"The {kpi.records_of} behind this tile",
+            type="tertiary",
         )
 
 
@@ -90,4 +125,47 @@ for index, kpi in enumerate(KPIS):
                 st.metric(kpi.title, "—", help=f"{kpi.table} is not in the lake yet")
                 st.badge("No data", color="gray")
         else:
-            show(card)
+            show(card, index)
+
+
+def show_records() -> None:
+    """The records behind the picked tile: its period, or the picked day or month."""
+    st.subheader("Records behind the numbers")
+    titles = [kpi.title for kpi in KPIS if kpi.table in present]
+    if st.session_state.get(RECORDS_KPI) not in titles:
+        st.session_state[RECORDS_KPI] = None
+    pick, when = st.columns([2, 2])
+    with pick:
+        title = st.selectbox(
+            "KPI", titles, key=RECORDS_KPI, index=None, placeholder="Pick a tile's Records"
+        )
+    if title is None:
+        st.caption("Click *Records* on a tile, or a day on its trend, to see what it counts.")
+        return
+    kpi = BY_TITLE[title]
+    period = drilldown.tile_scope(kpi, as_of, days)
+    choices: list[dt.date | None] = [None, *_points(period.end, kpi.monthly)]
+    if st.session_state.get(RECORDS_WHEN) not in choices:
+        st.session_state[RECORDS_WHEN] = None
+    with when:
+        picked = st.selectbox(
+            "Day" if not kpi.monthly else "Month",
+            choices,
+            key=RECORDS_WHEN,
+            format_func=lambda d: f"Whole tile period ({period.label()})" if d is None else str(d),
+        )
+    scope = period if picked is None else drilldown.Scope(kpi, picked, picked)
+    drilldown.show(scope, params, key=f"{PAGE}.records")
+
+
+def _points(end: dt.date, monthly: bool) -> list[dt.date]:
+    """The days (or months) a tile's trend shows, newest first: each can be picked."""
+    if monthly:
+        months = [end]
+        for _ in range(11):
+            months.append((months[-1] - dt.timedelta(days=1)).replace(day=1))
+        return months
+    return [end - dt.timedelta(days=n) for n in range(4 * days)]
+
+
+show_records()
