@@ -106,10 +106,10 @@ def sparkline(frame: pd.DataFrame, *, color: str) -> alt.LayerChart:
     )
 
 
-def clickable(chart: alt.Chart, field: str) -> alt.Chart:
-    """``chart`` with a click selecting one value of ``field`` (read it with :func:`picked`)."""
+def clickable(chart: alt.Chart, *fields: str) -> alt.Chart:
+    """``chart`` with a click selecting one mark's ``fields`` (read them with :func:`picked`)."""
     return chart.add_params(
-        alt.selection_point(name=POINT, fields=[field], on="click", nearest=True)
+        alt.selection_point(name=POINT, fields=list(fields), on="click", nearest=True)
     )
 
 

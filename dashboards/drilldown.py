@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import connection
+from dashboards import charts, connection
 from dashboards.scorecard import Kpi
 
 _DETAIL_TABLE = re.compile(r"\bfrom\s+(gold\.[a-z_]+)", re.IGNORECASE)
@@ -82,6 +83,14 @@ def with_trace_links(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]
             }
             return linked, config
     return frame, {}
+
+
+def clickable_chart(chart: alt.Chart, *fields: str, key: str) -> object:
+    """Show ``chart``; a click on a mark reruns the page with its ``fields`` selected
+    (read them from the returned event with :func:`charts.picked`)."""
+    return st.altair_chart(
+        charts.clickable(chart, *fields), width="stretch", key=key, on_select="rerun"
+    )
 
 
 def section(

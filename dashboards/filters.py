@@ -24,6 +24,7 @@ class Filters:
     channels: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     suppliers: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
 
     def params(self) -> dict[str, Any]:
         """Query parameters (values are bound by DuckDB, never written into SQL)."""
@@ -34,6 +35,7 @@ class Filters:
             "channels": list(self.channels),
             "categories": list(self.categories),
             "suppliers": list(self.suppliers),
+            "reasons": list(self.reasons),
         }
 
 

@@ -365,15 +365,7 @@ order by expected_date
 PO_LINE_DETAIL = "gold.po_line_otif"
 
 # PO lines that missed OTIF: late (received in full only after the expected date) or short.
-SUPPLIER_LATE_AND_SHORT_LINES = f"""
-select
-    po_id, line_no, supplier_id, sku, quantity, expected_date,
-    received_on_time_units as units_on_time, received_units as units_received, problem
-from gold.po_line_otif
-where is_due and not is_otif and {_SUPPLIER_FILTERS}
-order by expected_date desc, po_id, line_no
-limit 500
-"""
+
 
 # -- pipeline health ------------------------------------------------------------------------
 
@@ -506,6 +498,7 @@ select return_date, return_id, order_id, line_no, sku, category, reason as retur
     case when processing_cost > $target then 'costlier than the target' end as reason
 from gold.returns_detail
 where return_date between $start_date and $end_date and {_any("category", "categories")}
+  and {_any("reason", "reasons")}
 order by processing_cost desc, return_id
 """
 

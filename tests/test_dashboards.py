@@ -62,9 +62,9 @@ def _charts(app: AppTest) -> int:
     [
         ("scorecard", [kpi.title for kpi in KPIS], len(KPIS), 0),
         ("fill_rate", ["Order fill rate", "Line fill rate", "Unit fill rate", "Orders"], 4, 1),
-        ("perfect_order", ["Perfect order rate", "Order cycle time"], 4, 0),
+        ("perfect_order", ["Perfect order rate", "Order cycle time"], 4, 1),
         ("inventory", ["Positions", "Stockouts", "Low stock", "Last update"], 2, 2),
-        ("returns", ["Returns", "Processing cost", "Refunds", "Cost per return"], 3, 0),
+        ("returns", ["Returns", "Processing cost", "Refunds", "Cost per return"], 3, 1),
         ("suppliers", ["Supplier OTIF", "PO lines due", "Lines not on time in full"], 2, 1),
         (
             "pipeline_health",
@@ -154,6 +154,22 @@ def test_every_tile_has_records_with_a_reason_column(lake_env: Path, kpi: str) -
         assert app.get("download_button")
     else:  # a table the sample lake has no rows for still says what it would show
         assert any(kpi in c.value for c in app.caption)
+
+
+def test_perfect_order_page_lists_the_orders_behind_each_kpi(lake_env: Path) -> None:
+    app = _page("perfect_order").run()
+    app.multiselect(key="widget.perfect_order.locations").set_value(["DC-2"]).run()
+    orders = app.dataframe[0].value
+    assert not orders.empty and set(orders["ship_from"]) == {"DC-2"}
+    assert not orders["is_perfect"].any()  # DC-2 ships every order short
+    assert all("not delivered in full" in reason for reason in orders["reason"])
+
+    app.segmented_control(key="widget.perfect_order.records").set_value("Cycle time").run()
+    assert not app.exception
+    delivered = app.dataframe[0].value
+    assert "cycle_time_days" in delivered.columns
+    assert delivered["cycle_time_days"].notna().all()
+    assert not set(delivered["order_id"]) & set(orders["order_id"])  # none fully delivered
 
 
 def test_a_click_on_a_trend_picks_its_day() -> None:

@@ -55,74 +55,56 @@ unit_rate.metric("Unit fill rate", rate("units_filled", "units_ordered"))
 volume.metric("Orders", f"{orders:,}")
 
 trend = connection.run(queries.FILL_RATE_TREND, params)
-trend_click = st.altair_chart(
-    charts.clickable(
-        charts.trend(
-            trend,
-            x="order_date",
-            y=["order_fill_rate", "line_fill_rate", "unit_fill_rate"],
-            title="Daily fill rate",
-            rate=True,
-        ),
-        "order_date",
+trend_click = drilldown.clickable_chart(
+    charts.trend(
+        trend,
+        x="order_date",
+        y=["order_fill_rate", "line_fill_rate", "unit_fill_rate"],
+        title="Daily fill rate",
+        rate=True,
     ),
-    width="stretch",
+    "order_date",
     key=f"{PAGE}.trend",
-    on_select="rerun",
 )
 
 by_dc, by_channel, by_category = st.columns(3)
 with by_dc:
-    dc_click = st.altair_chart(
-        charts.clickable(
-            charts.bars(
-                by_location,
-                category="ship_from",
-                value="order_fill_rate",
-                title="Order fill rate by DC",
-                rate=True,
-            ),
-            "ship_from",
+    dc_click = drilldown.clickable_chart(
+        charts.bars(
+            by_location,
+            category="ship_from",
+            value="order_fill_rate",
+            title="Order fill rate by DC",
+            rate=True,
         ),
-        width="stretch",
+        "ship_from",
         key=f"{PAGE}.by_dc",
-        on_select="rerun",
     )
 with by_channel:
-    by_channel_frame = connection.run(queries.FILL_RATE_BY_CHANNEL, params)
-    channel_click = st.altair_chart(
-        charts.clickable(
-            charts.bars(
-                by_channel_frame,
-                category="channel",
-                value="order_fill_rate",
-                title="Order fill rate by channel",
-                rate=True,
-            ),
-            "channel",
+    channel_click = drilldown.clickable_chart(
+        charts.bars(
+            connection.run(queries.FILL_RATE_BY_CHANNEL, params),
+            category="channel",
+            value="order_fill_rate",
+            title="Order fill rate by channel",
+            rate=True,
         ),
-        width="stretch",
+        "channel",
         key=f"{PAGE}.by_channel",
-        on_select="rerun",
     )
 category_click = None
 with by_category:
     if details_ready:
-        category_frame = connection.run(queries.FILL_RATE_BY_CATEGORY, params)
-        category_click = st.altair_chart(
-            charts.clickable(
-                charts.bars(
-                    category_frame,
-                    category="category",
-                    value="line_fill_rate",
-                    title="Line fill rate by category",
-                    rate=True,
-                ),
-                "category",
+        category_click = drilldown.clickable_chart(
+            charts.bars(
+                connection.run(queries.FILL_RATE_BY_CATEGORY, params),
+                category="category",
+                value="line_fill_rate",
+                title="Line fill rate by category",
+                rate=True,
             ),
-            width="stretch",
+            "category",
             key=f"{PAGE}.by_category",
-            on_select="rerun",
         )
     else:
         st.info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
 
 PAGE = "inventory"
 LIVE_REFRESH_SECONDS = 5
@@ -41,7 +41,7 @@ if has_turns:
     monthly["month"] = pd.to_datetime(monthly["month"]).dt.strftime("%Y-%m")
     turns_chart, supply_chart = st.columns(2)
     with turns_chart:
-        st.altair_chart(
+        turns_click = drilldown.clickable_chart(
             charts.heatmap(
                 monthly,
                 x="month",
@@ -49,15 +49,25 @@ if has_turns:
                 value="inventory_turns",
                 title="Inventory turns (annualised)",
             ),
-            width="stretch",
+            "month",
+            "location_id",
+            key=f"{PAGE}.turns",
         )
     with supply_chart:
-        st.altair_chart(
+        supply_click = drilldown.clickable_chart(
             charts.heatmap(
                 monthly, x="month", y="location_id", value="days_of_supply", title="Days of supply"
             ),
-            width="stretch",
+            "month",
+            "location_id",
+            key=f"{PAGE}.supply",
         )
+    # A clicked cell shows its location and month only (the records behind it).
+    for click in (turns_click, supply_click):
+        for column in ("month", "location_id"):
+            value = charts.picked(click, column)
+            if value is not None:
+                monthly = monthly[monthly[column] == value]
     st.dataframe(monthly, hide_index=True, width="stretch")
 else:
     st.info("Turns and days of supply appear once gold.inventory_turns_monthly is in the lake.")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
+from dashboards.scorecard import KPIS
 
 PAGE = "perfect_order"
+RECORDS_OF = {  # which KPI's records the section below lists
+    "Perfect order": next(kpi for kpi in KPIS if kpi.title == "Perfect order rate"),
+    "Cycle time": next(kpi for kpi in KPIS if kpi.title == "Order cycle time"),
+}
 
 st.title("Perfect order & cycle time")
 if not connection.require_tables("gold.perfect_order_daily", "gold.fill_rate_daily"):
@@ -47,16 +52,18 @@ else:
     cycle_tile.metric("Order cycle time", "—")
 
 trend_left, trend_right = st.columns(2)
+cycle_click = None
 with trend_left:
-    st.altair_chart(
+    perfect_click = drilldown.clickable_chart(
         charts.trend(
             perfect, x="order_date", y="perfect_order_rate", title="Perfect order rate", rate=True
         ),
-        width="stretch",
+        "order_date",
+        key=f"{PAGE}.perfect_trend",
     )
 with trend_right:
     if cycle is not None:
-        st.altair_chart(
+        cycle_click = drilldown.clickable_chart(
             charts.trend(
                 cycle,
                 x="order_date",
@@ -64,7 +71,8 @@ with trend_right:
                 title="Order cycle time",
                 y_title="days",
             ),
-            width="stretch",
+            "order_date",
+            key=f"{PAGE}.cycle_trend",
         )
     else:
         st.info("Cycle time appears once gold.order_cycle_time_daily is in the lake.")
@@ -89,7 +97,7 @@ with reasons_left:
         )
 with by_location_right:
     by_location = connection.run(queries.PERFECT_ORDER_BY_LOCATION, params)
-    st.altair_chart(
+    location_click = drilldown.clickable_chart(
         charts.bars(
             by_location,
             category="ship_from",
@@ -97,5 +105,19 @@ with by_location_right:
             title="Perfect order rate by DC",
             rate=True,
         ),
-        width="stretch",
+        "ship_from",
+        key=f"{PAGE}.by_location",
     )
+
+st.subheader("Orders behind the numbers")
+cycle_day = charts.picked_day(cycle_click, "order_date")
+which = filters.pick_one(PAGE, "records", "Records of", list(RECORDS_OF), default="Perfect order")
+drilldown.section(
+    RECORDS_OF[which],
+    start,
+    end,
+    params,
+    key=f"{PAGE}.records",
+    day=charts.picked_day(perfect_click, "order_date") or cycle_day,
+    picks={"locations": charts.picked(location_click, "ship_from")},
+)

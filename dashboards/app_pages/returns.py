@@ -1,12 +1,15 @@
-"""Returns: processing cost (SCOR cost to return) and refunds by reason and category."""
+"""Returns: processing cost (SCOR cost to return) and refunds by reason and category, and the
+returns behind them (a click on a bar or a day narrows them)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
+from dashboards.scorecard import KPIS
 
 PAGE = "returns"
+RETURNS_COST = next(kpi for kpi in KPIS if kpi.title == "Returns cost per return")
 
 st.title("Returns")
 if not connection.require_tables("gold.returns_cost_daily"):
@@ -41,34 +44,51 @@ st.caption(
 
 reason_chart, category_chart = st.columns(2)
 with reason_chart:
-    st.altair_chart(
+    reason_click = drilldown.clickable_chart(
         charts.grouped_bars(
             by_reason,
             category="reason",
             values=["processing_cost", "refund_amount"],
             title="By reason",
         ),
-        width="stretch",
+        "reason",
+        key=f"{PAGE}.by_reason",
     )
 with category_chart:
     by_category = connection.run(queries.RETURNS_BY_CATEGORY, params)
-    st.altair_chart(
+    category_click = drilldown.clickable_chart(
         charts.grouped_bars(
             by_category,
             category="category",
             values=["processing_cost", "refund_amount"],
             title="By category",
         ),
-        width="stretch",
+        "category",
+        key=f"{PAGE}.by_category",
     )
 
 trend = connection.run(queries.RETURNS_TREND, params)
-st.altair_chart(
+trend_click = drilldown.clickable_chart(
     charts.trend(
         trend,
         x="return_date",
         y=["processing_cost", "refund_amount"],
         title="Daily returns cost and refunds",
     ),
-    width="stretch",
+    "return_date",
+    key=f"{PAGE}.trend",
+)
+
+st.subheader("Returns behind the numbers")
+drilldown.section(
+    RETURNS_COST,
+    start,
+    end,
+    params,
+    key=f"{PAGE}.records",
+    day=charts.picked_day(trend_click, "return_date"),
+    picks={
+        "reasons": charts.picked(reason_click, "reason"),
+        "categories": charts.picked(category_click, "category"),
+    },
 )

@@ -1,12 +1,15 @@
-"""Suppliers: on-time-in-full by supplier, its trend, and the late or short PO lines."""
+"""Suppliers: on-time-in-full by supplier, its trend, and the PO lines behind them (a click on
+a supplier or a day narrows them)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import charts, connection, filters, queries
+from dashboards import charts, connection, drilldown, filters, queries
+from dashboards.scorecard import KPIS
 
 PAGE = "suppliers"
+SUPPLIER_OTIF = next(kpi for kpi in KPIS if kpi.title == "Supplier OTIF")
 
 st.title("Suppliers")
 if not connection.require_tables("gold.supplier_otif_daily"):
@@ -37,7 +40,7 @@ missed.metric("Lines not on time in full", f"{int(by_supplier['po_lines_missed']
 
 ranking, trend = st.columns(2)
 with ranking:
-    st.altair_chart(
+    supplier_click = drilldown.clickable_chart(
         charts.bars(
             by_supplier,
             category="supplier_id",
@@ -45,10 +48,11 @@ with ranking:
             title="OTIF by supplier",
             rate=True,
         ),
-        width="stretch",
+        "supplier_id",
+        key=f"{PAGE}.by_supplier",
     )
 with trend:
-    st.altair_chart(
+    trend_click = drilldown.clickable_chart(
         charts.trend(
             connection.run(queries.SUPPLIER_OTIF_TREND, params),
             x="expected_date",
@@ -56,15 +60,20 @@ with trend:
             title="Daily OTIF",
             rate=True,
         ),
-        width="stretch",
+        "expected_date",
+        key=f"{PAGE}.trend",
     )
 
-st.subheader("Late and short PO lines")
+st.subheader("PO lines behind the numbers")
 if connection.has_tables(queries.PO_LINE_DETAIL):
-    st.dataframe(
-        connection.run(queries.SUPPLIER_LATE_AND_SHORT_LINES, params),
-        hide_index=True,
-        width="stretch",
+    drilldown.section(
+        SUPPLIER_OTIF,
+        start,
+        end,
+        params,
+        key=f"{PAGE}.records",
+        day=charts.picked_day(trend_click, "expected_date"),
+        picks={"suppliers": charts.picked(supplier_click, "supplier_id")},
     )
 else:
     st.dataframe(
