@@ -12,10 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 from tests.test_query import build_sample_lake
 
@@ -106,9 +110,15 @@ def _chromium() -> str:
     return chromium
 
 
-def _render(url: str, waits: list[str], screenshot: Path) -> str:
-    """Open ``url`` in headless Chromium, wait for each text and a drawn chart, screenshot
-    the whole page; the page's text. Streamlit renders progressively, hence the waits."""
+def _render(
+    url: str,
+    waits: list[str],
+    screenshot: Path,
+    then: Callable[[Page], None] | None = None,
+) -> str:
+    """Open ``url`` in headless Chromium, wait for each text and a drawn chart, do ``then``
+    (clicks and their waits), screenshot the whole page; the page's text. Streamlit renders
+    progressively, hence the waits."""
     chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
@@ -120,6 +130,8 @@ def _render(url: str, waits: list[str], screenshot: Path) -> str:
             for text in waits:
                 page.get_by_text(text).first.wait_for(timeout=60_000)
             page.locator("canvas, svg.marks").first.wait_for(timeout=60_000)
+            if then is not None:
+                then(page)
             body = page.inner_text("body")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -140,3 +152,15 @@ def test_scorecard_in_headless_chromium(served_app: str, tmp_path: Path) -> None
     text = _render(served_app, ["SCOR scorecard", "Order fill rate", "Supplier OTIF"], screenshot)
     assert "Fill rate" in text and "Order fill rate" in text and "Target" in text
     assert screenshot.stat().st_size > 50_000
+
+
+def test_scorecard_drilldown_in_headless_chromium(served_app: str, tmp_path: Path) -> None:
+    def open_order_fill_records(page: Page) -> None:
+        page.get_by_role("button", name="Records").first.click()  # the order fill rate tile
+        page.get_by_text("counting against the KPI").first.wait_for(timeout=60_000)
+        page.get_by_text("Download CSV").first.wait_for(timeout=60_000)
+
+    screenshot = tmp_path / "drilldown.png"
+    text = _render(served_app, ["Supplier OTIF"], screenshot, open_order_fill_records)
+    assert "Records behind the numbers" in text
+    assert "Order fill rate, 04 Mar – 10 Mar 2026: 30 order lines, 5 counting against" in text
