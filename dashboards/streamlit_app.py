@@ -1,13 +1,14 @@
 """Supply-chain KPI dashboards: the router. Each page lives in ``app_pages/``.
 
-Run: ``streamlit run dashboards/streamlit_app.py`` (reads the lake at ``SCM_LAKE``).
+Run: ``streamlit run dashboards/streamlit_app.py`` (reads the lake at ``SCM_LAKE``). Every
+page opens with the freshness line: how long ago events landed and the KPIs were refreshed.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards import connection
+from dashboards import connection, freshness
 
 st.set_page_config(
     page_title="Supply chain KPIs", page_icon=":material/local_shipping:", layout="wide"
@@ -34,6 +35,7 @@ navigation = st.navigation(
         ],
         "Planning": [
             st.Page("app_pages/planning.py", title="Planning", icon=":material/event_upcoming:"),
+            st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications_active:"),
         ],
         "Platform": [
             st.Page(
@@ -52,4 +54,5 @@ with st.sidebar:
     if st.button("Refresh now", icon=":material/refresh:"):
         st.cache_data.clear()
 
+freshness.render(connection.settings())
 navigation.run()

@@ -1,4 +1,8 @@
-"""Planning: what runs out when, what to order now, and the forecast behind it."""
+"""Planning: what runs out when, what to order now, and the forecast behind it.
+
+A link may name a pair (``?location=DC-1&sku=A``, as the Alerts page's links do): it picks
+that location in the filter and that pair in the chart.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,27 @@ import streamlit as st
 from dashboards import charts, connection, filters, queries
 
 PAGE = "planning"
+LINKED_PAIR = f"{PAGE}.linked_pair"  # the pair a link asked for, until the chart shows it
+
+
+def follow_link() -> None:
+    """Apply a link's ``location`` and ``sku`` once, then drop them from the address, so
+    the filters are the user's again after arriving (and a later link applies afresh)."""
+    location, sku = st.query_params.get("location"), st.query_params.get("sku")
+    if not location:
+        return
+    # filters.choose keeps a page's choice under these keys (dashboards/filters.py).
+    st.session_state[f"filters.{PAGE}.locations"] = [location]
+    st.session_state[f"widget.{PAGE}.locations"] = [location]
+    st.session_state[f"{PAGE}.reorder_only"] = False  # the pair may not need a reorder
+    if sku:
+        st.session_state[LINKED_PAIR] = f"{location} / {sku}"
+    for name in ("location", "sku"):
+        st.query_params.pop(name, None)
+
 
 st.title("Planning")
+follow_link()
 if not connection.require_tables("gold.replenishment_plan", what="planning tables"):
     st.stop()
 
@@ -68,6 +91,11 @@ if plan.empty or not has_forecast:
     st.info("The forecast appears once gold.demand_forecast is in the lake (`scm refresh`).")
     st.stop()
 labels = (plan["location_id"] + " / " + plan["sku"]).tolist()
+linked = st.session_state.pop(LINKED_PAIR, None)
+if linked in labels:
+    st.session_state[f"{PAGE}.pair"] = linked
+elif linked is not None:
+    st.info(f"{linked} is not in the replenishment plan yet: each refresh rebuilds it.")
 chosen = st.selectbox("Location / sku", labels, key=f"{PAGE}.pair")
 location_id, sku = str(chosen).split(" / ", 1)
 pair = {"location_id": location_id, "sku": sku, "as_of_date": plan["as_of_date"].iloc[0]}
