@@ -21,8 +21,11 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards import freshness
 from dashboards.freshness import Freshness, age_text, is_ingest_running, measure
+from scm.contracts import ALERTS_TOPIC
+from scm.kafka import ensure_topics
 from scm.lake import Lake
 from scm.settings import Settings, load_settings
+from tests.conftest import _free_port, make_settings, read_alerts
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 ROUTER = DASHBOARDS / "streamlit_app.py"
@@ -34,8 +37,8 @@ def _at(day: int, hour: int) -> dt.datetime:
     return dt.datetime(2026, 3, day, hour, tzinfo=UTC)
 
 
-def _settings(root: Path) -> Settings:
-    return load_settings({"SCM_LAKE": str(root / "lake"), "SCM_STATE": str(root / "state")})
+def _settings(root: Path, bootstrap: str = "127.0.0.1:9092") -> Settings:
+    return make_settings(root, bootstrap)
 
 
 def _inventory(*events: tuple[str, str, str, int, dt.datetime]) -> list[dict[str, Any]]:
@@ -76,23 +79,16 @@ def _write_plan(lake: Lake, as_of: dt.date, pairs: dict[tuple[str, str], tuple[b
     )
 
 
-def build_alert_lake(root: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
+def build_alert_lake(root: Path, bootstrap: str) -> Lake:
     """Two open stockouts (one sent) and a restocked one; reorder alerts: two open (one
     published) and one resolved."""
-    import scm.kafka
-    from ingest import inventory_position
     from ingest.inventory_position import EVENT_COLUMNS, KEYS, InventoryPosition
     from transforms.planning import reorder_alerts
     from transforms.testing import bronze_table
 
-    settings = _settings(root)
+    settings = _settings(root, bootstrap)
+    ensure_topics(settings, (ALERTS_TOPIC,))  # as `scm ingest` does before its first batch
     lake = Lake.at(settings.lake)
-    sent: list[str] = []
-    monkeypatch.setattr(
-        inventory_position,
-        "publish_stockouts",
-        lambda settings, alerts: sent.extend(a.key for a in alerts),
-    )
     position = InventoryPosition(lake, settings)
     offsets = iter(range(100))
 
@@ -115,19 +111,21 @@ def build_alert_lake(root: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
             ("DC-1:C", "e5", "movement", -3, _at(2, 10)),
         )
     )
-    assert position.publish_pending_alerts() == 2  # Kafka acknowledged A and C
+    assert position.publish_pending_alerts() == 2  # the broker acknowledged A and C
     land(
         _inventory(
             ("DC-2:B", "e6", "movement", -6, _at(2, 11)),  # stocked out, not sent yet
             ("DC-1:C", "e7", "snapshot", 8, _at(2, 12)),  # restocked: its stockout clears
         )
     )
-    assert sorted(sent) == ["DC-1:A", "DC-1:C"]
+    assert [len(read_alerts(settings, key)) for key in ("DC-1:A", "DC-1:C", "DC-2:B")] == [
+        1,
+        1,
+        0,
+    ]
 
     _write_plan(lake, DAY, {("DC-1", "A"): (True, 0), ("DC-3", "D"): (True, 2)})
     assert reorder_alerts.sync(lake, now=_at(28, 6)) == (2, 0)
-    monkeypatch.setattr(scm.kafka, "ensure_topics", lambda settings, topics: None)
-    monkeypatch.setattr(scm.kafka, "publish_alerts", lambda settings, messages, kind: None)
     assert reorder_alerts.publish_pending(settings, lake) == (2, 0)
     next_day = DAY + dt.timedelta(days=1)
     _write_plan(
@@ -139,9 +137,24 @@ def build_alert_lake(root: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
     return lake
 
 
+@pytest.fixture(scope="module")
+def built_alert_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
+    """Built once, with a broker of its own: the alerts it publishes (keys like DC-1:A)
+    stay out of the other modules' scm.alerts."""
+    from scm.broker import EmbeddedBroker
+
+    root = tmp_path_factory.mktemp("alerts")
+    broker = load_settings(
+        {"SCM_STATE": str(root / "broker"), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
+    )
+    with EmbeddedBroker(broker) as running:
+        yield build_alert_lake(root, running.bootstrap)
+
+
 @pytest.fixture
-def alert_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
-    lake = build_alert_lake(tmp_path, monkeypatch)
+def alert_lake(built_alert_lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+    lake = built_alert_lake
+    tmp_path = Path(lake.root).parent
     monkeypatch.setenv("SCM_LAKE", lake.root)
     monkeypatch.setenv("SCM_STATE", str(tmp_path / "state"))
     monkeypatch.delenv("SCM_SETTINGS_FILE", raising=False)
