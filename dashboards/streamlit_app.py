@@ -32,6 +32,7 @@ navigation = st.navigation(
             st.Page("app_pages/inventory.py", title="Inventory", icon=":material/warehouse:"),
             st.Page("app_pages/returns.py", title="Returns", icon=":material/assignment_return:"),
             st.Page("app_pages/suppliers.py", title="Suppliers", icon=":material/factory:"),
+            st.Page("app_pages/trace.py", title="Track & trace", icon=":material/route:"),
         ],
         "Planning": [
             st.Page("app_pages/planning.py", title="Planning", icon=":material/event_upcoming:"),

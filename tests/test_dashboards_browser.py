@@ -61,6 +61,13 @@ def served_planning(tmp_path: Path) -> Iterator[str]:
     yield from _serve(tmp_path / "lake", tmp_path)
 
 
+@pytest.fixture
+def served_trace(tmp_path: Path) -> Iterator[str]:
+    from tests.test_trace import build_trace_lake
+
+    yield from _serve(build_trace_lake(tmp_path / "lake"), tmp_path)
+
+
 def _serve(lake: Path, tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "SCM_LAKE": str(lake), "SCM_STATE": str(tmp_path / "state")}
@@ -164,3 +171,11 @@ def test_scorecard_drilldown_in_headless_chromium(served_app: str, tmp_path: Pat
     text = _render(served_app, ["Supplier OTIF"], screenshot, open_order_fill_records)
     assert "Records behind the numbers" in text
     assert "Order fill rate, 04 Mar – 10 Mar 2026: 30 order lines, 5 counting against" in text
+
+
+def test_order_timeline_in_headless_chromium(served_trace: str, tmp_path: Path) -> None:
+    # A link from a KPI record opens the order's history; the timeline is a drawn chart.
+    screenshot = tmp_path / "timeline.png"
+    waits = ["Order O-1", "events in time order", "Quarantined messages that mention it"]
+    text = _render(f"{served_trace}/trace?order_id=O-1", waits, screenshot)
+    assert "1 of them a duplicate copy" in text
