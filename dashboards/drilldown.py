@@ -19,6 +19,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import charts, connection
+from dashboards.filters import Filters
 from dashboards.scorecard import Kpi
 
 _DETAIL_TABLE = re.compile(r"\bfrom\s+(gold\.[a-z_]+)", re.IGNORECASE)
@@ -62,6 +63,7 @@ def tile_scope(kpi: Kpi, as_of: dt.date, days: int) -> Scope:
 def records(scope: Scope, filters: Mapping[str, Any]) -> pd.DataFrame:
     """The KPI's records in ``scope`` under the page's filters (locations, channels...)."""
     params = {
+        **Filters().params(),  # every filter a records query names, "all" unless given
         **filters,
         "start_date": scope.start,
         "end_date": scope.end,

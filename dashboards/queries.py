@@ -458,14 +458,19 @@ order by is_filled, order_date, order_id, line_no
 """
 
 RECORDS_ORDERS = f"""
-select order_date, order_id, ship_from, channel, requested_delivery_date, lines, is_perfect,
-    nullif(concat_ws(', ',
-        case when is_short then 'not delivered in full' end,
+with due_orders as (
+    select *, list_filter([
+        case when is_short then 'short' end,
         case when is_late then 'late' end,
         case when is_damaged then 'damaged' end,
-        case when has_document_errors then 'documents' end), '') as reason
-from gold.perfect_order_detail
-where is_due and {_ORDER_FILTERS}
+        case when has_document_errors then 'documents' end], lambda r: r is not null) as reasons
+    from gold.perfect_order_detail
+    where is_due and {_ORDER_FILTERS}
+)
+select order_date, order_id, ship_from, channel, requested_delivery_date, lines, is_perfect,
+    nullif(array_to_string(reasons, ', '), '') as reason
+from due_orders
+where len($reasons::varchar[]) = 0 or list_has_any(reasons, $reasons::varchar[])
 order by is_perfect, order_date, order_id
 """
 

@@ -78,17 +78,19 @@ with trend_right:
         st.info("Cycle time appears once gold.order_cycle_time_daily is in the lake.")
 
 reasons_left, by_location_right = st.columns(2)
+reason_click = None
 with reasons_left:
     if connection.has_tables(queries.ORDER_DETAIL):
         failures = connection.run(queries.PERFECT_ORDER_FAILURES, params)
-        st.altair_chart(
+        reason_click = drilldown.clickable_chart(
             charts.bars(
                 failures,
                 category="reason",
                 value="orders",
                 title="Why orders were not perfect (orders failing each check)",
             ),
-            width="stretch",
+            "reason",
+            key=f"{PAGE}.reasons",
         )
     else:
         st.info(
@@ -119,5 +121,8 @@ drilldown.section(
     params,
     key=f"{PAGE}.records",
     day=charts.picked_day(perfect_click, "order_date") or cycle_day,
-    picks={"locations": charts.picked(location_click, "ship_from")},
+    picks={
+        "locations": charts.picked(location_click, "ship_from"),
+        "reasons": charts.picked(reason_click, "reason"),
+    },
 )

@@ -15,13 +15,11 @@ from transforms.kpis.fill_rate import touched as _order_line_touched
 from transforms.kpis.order_cycle_time import CYCLE_TIME_DAYS
 from transforms.kpis.order_fulfilment import ORDER_FULFILMENT
 from transforms.kpis.perfect_order import touched as _order_touched
-from transforms.kpis.returns_cost import RETURN_FACTS
+from transforms.kpis.returns_cost import RETURN_FACTS, UNKNOWN_CATEGORY
 from transforms.kpis.returns_cost import touched as _return_touched
 from transforms.kpis.supplier_otif import PO_LINE_FACTS
 from transforms.kpis.supplier_otif import touched as _po_line_touched
 from transforms.model import ChangeSet, Column, GoldTable, Partitions
-
-from transforms.kpis.returns_cost import UNKNOWN_CATEGORY
 
 ORDER_LINE_SQL = f"""
 WITH {ORDER_FULFILMENT}
@@ -122,8 +120,10 @@ PERFECT_ORDER_DETAIL = GoldTable(
         Column("has_document_errors", "BOOLEAN", "some delivery with document errors"),
         Column("is_perfect", "BOOLEAN", "delivered in full, on time, ok, documents ok"),
         Column(
-            "cycle_time_days", "DOUBLE", "last delivery − order placed, in days; null until "
-            "every line is delivered (the records behind order cycle time)"
+            "cycle_time_days",
+            "DOUBLE",
+            "last delivery − order placed, in days; null until "
+            "every line is delivered (the records behind order cycle time)",
         ),
     ),
     partition_column="order_date",
