@@ -58,8 +58,8 @@ def test_workspace_loads_the_graph_checks_schedules_and_sensors() -> None:
 
     dg.Definitions.validate_loadable(defs)
     specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
-    # Six KPI tables, the three detail tables behind them, four planning tables.
-    assert len(GOLD_TABLES) == 13
+    # Six KPI tables, the four detail tables behind them, four planning tables.
+    assert len(GOLD_TABLES) == 14
     for name, table in GOLD_TABLES.items():
         spec = specs[gold_key(name)]
         assert spec.group_name == "gold" and spec.kinds == {"duckdb", "spark", "delta"}
@@ -144,7 +144,7 @@ def test_recorded_changes_become_one_ranged_run_per_partitioning() -> None:
     assert daily.tags[RANGE_START_TAG] == "2026-03-01"
     assert daily.tags[RANGE_END_TAG] == (now.date() + dt.timedelta(days=62)).isoformat()
     daily_tables = [t for t in GOLD_TABLES.values() if t.granularity == "day"]
-    assert len(daily_tables) == 9  # all but inventory turns and the plan; details, demand in
+    assert len(daily_tables) == 10  # all but inventory turns and the plan; details, demand in
     assert set(daily.asset_selection or []) == {gold_key(t.name) for t in daily_tables}
     assert plan_gold_runs([changes(2)], now) == ([], [])
 
