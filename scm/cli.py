@@ -63,6 +63,18 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
     return run_broker(settings)
 
 
+def _cluster_up(args: argparse.Namespace, settings: Settings) -> int:
+    from scm.broker import run_cluster
+
+    return run_cluster(settings)
+
+
+def _cluster_down(args: argparse.Namespace, settings: Settings) -> int:
+    from scm.broker import stop_cluster
+
+    return stop_cluster(settings)
+
+
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulator import SimulationOptions, simulate
 
@@ -131,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker = commands.add_parser("broker", help="run the embedded Apache Kafka broker")
     broker.set_defaults(run=_broker)
+
+    cluster = commands.add_parser(
+        "cluster", help="a three-broker Apache Kafka cluster on this machine"
+    )
+    cluster_commands = cluster.add_subparsers(
+        dest="action", required=True, metavar="ACTION", parser_class=_Parser
+    )
+    cluster_up = cluster_commands.add_parser(
+        "up", help="run three KRaft brokers (replication 3, min in-sync 2) until interrupted"
+    )
+    cluster_up.set_defaults(run=_cluster_up)
+    cluster_down = cluster_commands.add_parser(
+        "down", help="stop the cluster `scm cluster up` runs from SCM_STATE"
+    )
+    cluster_down.set_defaults(run=_cluster_down)
 
     simulate = commands.add_parser("simulate", help="generate a simulated supply chain")
     simulate.add_argument(

@@ -92,9 +92,14 @@ def ensure_topics(
     settings: Settings,
     topics: Sequence[str] = ALL_TOPICS,
     partitions: int = PARTITIONS,
-    replication_factor: int = 1,
+    replication_factor: int = -1,
 ) -> list[str]:
-    """Create the missing ``topics``; return those created. Existing topics are left as is."""
+    """Create the missing ``topics``; return those created. Existing topics are left as is.
+
+    ``replication_factor=-1`` takes the cluster's ``default.replication.factor`` (1 on the
+    embedded broker, 3 on ``scm cluster up``, the provider's choice on MSK or Confluent
+    Cloud), so the same call suits every Kafka the platform runs on.
+    """
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 

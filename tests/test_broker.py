@@ -188,7 +188,7 @@ def test_an_error_after_the_jvm_started_stops_it(
         {"SCM_STATE": str(tmp_path), "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}"}
     )
 
-    def interrupted(bootstrap: str, timeout: float = 2.0) -> bool:
+    def interrupted(bootstrap: str, timeout: float = 2.0, **options: object) -> bool:
         assert _broker_jvms(tmp_path), "the JVM should be running while readiness is probed"
         raise KeyboardInterrupt
 

@@ -22,7 +22,8 @@ def test_help_is_instant_and_lists_every_command() -> None:
     started = time.monotonic()
     result = _scm("--help")
     assert result.returncode == 0
-    for command in ("broker", "simulate", "ingest", "refresh", "sql", "demo", "maintain"):
+    commands = ("broker", "cluster", "simulate", "ingest", "refresh", "sql", "demo", "maintain")
+    for command in commands:
         assert command in result.stdout
     assert time.monotonic() - started < 5  # no layer (Spark, Dagster) is imported
 
@@ -38,6 +39,12 @@ def test_help_is_instant_and_lists_every_command() -> None:
         (("sql",), {}, "the following arguments are required: query"),
         (("broker",), {"SCM_KAFKA_BOOTSTRAP": "nohost"}, "SCM_KAFKA_BOOTSTRAP='nohost' is invalid"),
         (("ingest", "--once"), {"SCM_SPARK_MASTER": "mars"}, "SCM_SPARK_MASTER='mars' is invalid"),
+        (("cluster",), {}, "the following arguments are required: ACTION"),
+        (
+            ("cluster", "up"),
+            {"SCM_KAFKA_BOOTSTRAP": "127.0.0.1:19092,127.0.0.1:19093"},
+            "does not fit a cluster of 3 nodes: list 3 host:port, or one host:port",
+        ),
     ],
 )
 def test_bad_input_is_one_line(args: tuple[str, ...], env: dict[str, str], expected: str) -> None:
