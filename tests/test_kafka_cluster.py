@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, ConfigResource, PartitionMetadata
 
 from scm.broker import EmbeddedCluster, answers_metadata
 from scm.kafka import ensure_topics, producer
@@ -94,23 +94,34 @@ def _settings(cluster: EmbeddedCluster) -> Settings:
     return load_settings({"SCM_KAFKA_BOOTSTRAP": cluster.bootstrap})
 
 
+def _partitions(bootstrap: str, topic: str, count: int = 4) -> dict[int, PartitionMetadata]:
+    """The topic's partitions once the node asked knows all ``count`` with a leader: a new
+    topic's metadata reaches each broker a moment after the create call returns."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + 30
+    while True:
+        known = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        if len(known) == count and all(p.leader >= 0 for p in known.values()):
+            return dict(known)
+        assert time.monotonic() < deadline, f"{topic}: metadata has {len(known)} partitions"
+        time.sleep(0.2)
+
+
 def test_ensure_topics_replicates_to_three_brokers_with_two_in_sync(
     cluster: EmbeddedCluster,
 ) -> None:
     topic = f"scm.replicated-{uuid.uuid4().hex[:8]}"
     assert ensure_topics(_settings(cluster), (topic,)) == [topic]
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
-    assert len(partitions) == 4
+    partitions = _partitions(cluster.bootstrap, topic)
     assert all(sorted(p.replicas) == [1, 2, 3] for p in partitions.values())
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     config = admin.describe_configs([resource])[resource].result(timeout=10)
     assert config["min.insync.replicas"].value == "2"
 
 
 def _leader_of(cluster: EmbeddedCluster, topic: str, partition: int) -> int:
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-    return int(admin.list_topics(topic, timeout=10).topics[topic].partitions[partition].leader)
+    return int(_partitions(cluster.bootstrap, topic)[partition].leader)
 
 
 def _in_sync_counts(cluster: EmbeddedCluster, topic: str, expected: int) -> list[int]:
