@@ -18,14 +18,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, connection
+from dashboards import charts, connection, trace
 from dashboards.filters import Filters
 from dashboards.scorecard import Kpi
 
 _DETAIL_TABLE = re.compile(r"\bfrom\s+(gold\.[a-z_]+)", re.IGNORECASE)
 # Records with an order or PO id link to its history on the Track & trace page.
 TRACE_PAGE = "trace"
-_TRACEABLE = {"order_id": "order_id", "po_id": "po_id"}
+_TRACEABLE = {"order_id": trace.QUERY_PARAMETERS["order"], "po_id": trace.QUERY_PARAMETERS["po"]}
 SHOWN_ROWS = 1_000  # a browser table of more is slow to send and to read; the CSV has all
 
 
