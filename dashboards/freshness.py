@@ -18,6 +18,7 @@ import streamlit as st
 
 from scm.lake import EVENT_ENTITIES, Lake
 from scm.lake_lock import lock_file
+from scm.query import LAYERS
 from scm.settings import Settings
 
 EVENTS_STALE_AFTER = dt.timedelta(minutes=10)
@@ -93,6 +94,33 @@ def last_data_commit(path: str) -> dt.datetime | None:
         if commit.get("operation") in _DATA_OPERATIONS:
             return dt.datetime.fromtimestamp(int(commit["timestamp"]) / 1000, dt.UTC)
     return None
+
+
+@dataclass(frozen=True)
+class TableCommit:
+    """A table's latest Delta version and when it was committed."""
+
+    name: str  # qualified: ``bronze.orders``
+    version: int
+    committed_at: dt.datetime
+
+
+def table_commits(lake: Lake) -> list[TableCommit]:
+    """The latest commit of every table in the lake, from the newest log entry of each
+    (no file lists, no query views: Pipeline health lists all the lake's tables cold)."""
+    from deltalake import DeltaTable
+
+    commits = []
+    for layer in LAYERS:
+        for name in lake.tables(layer):
+            path = lake.table(layer, name)
+            if not DeltaTable.is_deltatable(path):
+                continue  # being created: a log folder without its first commit yet
+            table = DeltaTable(path, without_files=True)
+            newest = table.history(1)[0]
+            moment = dt.datetime.fromtimestamp(int(newest["timestamp"]) / 1000, dt.UTC)
+            commits.append(TableCommit(f"{layer}.{name}", table.version(), moment))
+    return commits
 
 
 def _newest(paths: list[str]) -> dt.datetime | None:
@@ -191,6 +219,12 @@ _HELP = (
 def _moments(root: str) -> tuple[dt.datetime | None, dt.datetime | None]:
     lake = Lake.at(root)
     return events_landed_at(lake), refreshed_at(lake)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False)
+def current_table_commits(root: str) -> list[TableCommit]:
+    """:func:`table_commits` of the lake at ``root``, shared by reruns for a few seconds."""
+    return table_commits(Lake.at(root))
 
 
 def current(settings: Settings) -> Freshness:

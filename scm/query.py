@@ -456,14 +456,6 @@ class LakeQuery:
             self._open_all()
             return sorted(self._snapshots)
 
-    def snapshots(self) -> list[TableSnapshot]:
-        """The current snapshot of every table (for freshness: version and commit time)."""
-        with self._lock:
-            self._open_all()
-            for name in list(self._snapshots):
-                self._refresh(name)
-            return [self._snapshots[name] for name in sorted(self._snapshots)]
-
     def has_table(self, name: str) -> bool:
         with self._lock:
             if name not in self._found:

@@ -297,6 +297,20 @@ def _append(path: str) -> dt.datetime:
     return _committed_at(path)
 
 
+def test_table_commits_list_every_table_with_its_latest_version(tmp_path: Path) -> None:
+    lake = Lake.at(str(tmp_path / "lake"))
+    assert freshness.table_commits(lake) == []
+    _append(lake.bronze("orders"))
+    orders = _append(lake.bronze("orders"))
+    gold = _append(lake.gold("fill_rate_daily"))
+    os.makedirs(os.path.join(lake.silver("orders"), "_delta_log"))  # being created: no commit
+    _append(lake.checkpoint(freshness.REFRESH_RECORD))  # not a queryable table
+    assert freshness.table_commits(lake) == [
+        freshness.TableCommit("bronze.orders", 1, orders),
+        freshness.TableCommit("gold.fill_rate_daily", 0, gold),
+    ]
+
+
 def test_ages_come_from_the_newest_data_commits(tmp_path: Path) -> None:
     lake = Lake.at(str(tmp_path / "lake"))
     empty = measure(lake, is_ingest_running=False, now=_at(2, 9))

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboards import charts, connection, queries
+from dashboards import charts, connection, freshness, queries
 from dashboards.pipeline_state import read_ingest_progress, read_run_failures
 
 st.title("Pipeline health")
@@ -15,28 +15,28 @@ state = connection.settings().state
 now = dt.datetime.now(dt.UTC)
 
 st.subheader("Freshness")
-snapshots = connection.lake().snapshots()
-if snapshots:
-    freshness = pd.DataFrame(
+commits = freshness.current_table_commits(connection.settings().lake)
+if commits:
+    table_freshness = pd.DataFrame(
         [
             {
-                "table": snapshot.name,
-                "delta_version": snapshot.version,
-                "committed_at": dt.datetime.fromtimestamp(snapshot.committed_at_epoch, dt.UTC),
+                "table": commit.name,
+                "delta_version": commit.version,
+                "committed_at": commit.committed_at,
             }
-            for snapshot in snapshots
+            for commit in commits
         ]
     )
     latest_ingested = {
         name: connection.run(queries.latest_ingested_at(name))["latest_ingested_at"].iloc[0]
-        for name in freshness["table"]
+        for name in table_freshness["table"]
         if name.startswith("bronze.") and "_ingested_at" in connection.columns(name)
     }
-    freshness["latest_ingested_at"] = freshness["table"].map(latest_ingested)
-    freshness["minutes_since_commit"] = (
-        (now - freshness["committed_at"]).dt.total_seconds() / 60
+    table_freshness["latest_ingested_at"] = table_freshness["table"].map(latest_ingested)
+    table_freshness["minutes_since_commit"] = (
+        (now - table_freshness["committed_at"]).dt.total_seconds() / 60
     ).round(1)
-    st.dataframe(freshness, hide_index=True, width="stretch")
+    st.dataframe(table_freshness, hide_index=True, width="stretch")
 else:
     connection.require_tables("gold.fill_rate_daily", what="tables")
 
