@@ -5,6 +5,8 @@ Every silver and gold transformation is written once, in DuckDB's SQL dialect, o
 turns such a text into what one engine runs:
 
 - ``:as_of`` becomes the as-of date literal;
+- ``:scope_start`` becomes the first partition value in scope (the earliest date, 0001-01-01,
+  when every partition is built): what a model reads from to build its scope;
 - ``IN_SCOPE(expr)`` becomes ``expr IN (<partition values>)``, or ``TRUE`` when every
   partition is built (a full rebuild);
 - the text is transpiled to Spark SQL with sqlglot when the engine is Spark;
@@ -27,6 +29,7 @@ from sqlglot import expressions as exp
 Dialect = Literal["duckdb", "spark"]
 
 _SCOPE = "IN_SCOPE("
+_EVERY_DAY = dt.date(1, 1, 1)  # :scope_start of a full rebuild
 
 
 def date_literal(day: dt.date) -> str:
@@ -70,6 +73,7 @@ def render(
     substitutions = dict(parameters or {})
     if as_of is not None:
         substitutions["as_of"] = date_literal(as_of)
+    substitutions["scope_start"] = date_literal(min(values) if values else _EVERY_DAY)
     for name in sorted(substitutions, key=len, reverse=True):
         text = text.replace(f":{name}", substitutions[name])
     if dialect == "duckdb" and all(name == target for name, target in tables.items()):

@@ -29,15 +29,33 @@ _SINCE_SNAPSHOT = (
 )
 _PERIOD_END = "least(last_day(month), :as_of)"
 
-# Grain (location_id, sku, day with events): the on-hand level at the end of that day.
-END_OF_DAY_ON_HAND = f"""
+
+def end_of_day_on_hand(replay_from: str) -> str:
+    """CTEs ending in ``end_of_day_on_hand``, grain (location_id, sku, day with events): the
+    on-hand level at the end of that day, up to the as-of date.
+
+    Each (location, sku) is replayed from its last count dated before ``replay_from`` (an
+    SQL date expression): a count resets the level, so the days from that count's day on
+    come out exact and the history before it is not read (earlier days are left out). A
+    pair never counted before ``replay_from`` is replayed whole. This is what keeps an
+    incremental refresh from replaying all of ``inventory_events``.
+    """
+    return f"""
+replay_start AS (
+    SELECT location_id, sku, max(event_time) AS start_time
+    FROM inventory_events
+    WHERE event_type = 'inventory_snapshot' AND event_date < {replay_from}
+    GROUP BY location_id, sku
+),
 numbered AS (
-    SELECT *, sum({_IS_SNAPSHOT}) OVER (
-        PARTITION BY {_STOCK} ORDER BY {_TIME_ORDER}
+    SELECT e.*, sum({_IS_SNAPSHOT}) OVER (
+        PARTITION BY e.location_id, e.sku ORDER BY {_TIME_ORDER}
         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS snapshot_number
-    FROM inventory_events
-    WHERE event_date <= :as_of
+    FROM inventory_events AS e
+    LEFT JOIN replay_start AS s ON s.location_id = e.location_id AND s.sku = e.sku
+    -- From the count on (a movement at its instant sorts before it and ends no day).
+    WHERE e.event_date <= :as_of AND (s.start_time IS NULL OR e.event_time >= s.start_time)
 ),
 replayed AS (
     SELECT location_id, sku, event_date,
@@ -55,6 +73,10 @@ end_of_day_on_hand AS (
     WHERE last_of_day = 1
 )
 """
+
+
+# The levels the table's months need: from the first month in scope (every day on a rebuild).
+END_OF_DAY_ON_HAND = end_of_day_on_hand(":scope_start")
 
 SQL = f"""
 WITH {END_OF_DAY_ON_HAND},

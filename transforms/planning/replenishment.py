@@ -10,7 +10,7 @@ period on top. A snapshot table: every refresh that brings anything rebuilds it 
 
 from __future__ import annotations
 
-from transforms.kpis.inventory_turns import END_OF_DAY_ON_HAND
+from transforms.kpis.inventory_turns import end_of_day_on_hand
 from transforms.model import Column, GoldTable, rebuilt_whole
 from transforms.planning.demand import DEMAND_DAILY
 
@@ -20,7 +20,7 @@ LOST_AFTER_DAYS = 14  # a PO line this far past its expected date is lost, not o
 SERVICE_Z = 1.6448536269514722  # 95 % cycle service level
 
 SQL = f"""
-WITH {END_OF_DAY_ON_HAND}, {DEMAND_DAILY},
+WITH {end_of_day_on_hand(":as_of")}, {DEMAND_DAILY},
 on_hand AS (
     SELECT location_id, sku, on_hand_level AS on_hand
     FROM (
