@@ -581,9 +581,15 @@ def _running_cluster_pid(pid_file: Path) -> int | None:
 
 
 def run_cluster(settings: Settings, *, nodes: int = 3) -> int:
-    """``scm cluster up``: run a cluster of ``nodes`` in the foreground until SIGINT/SIGTERM
-    (``scm cluster down`` sends the latter, through the pid file under SCM_STATE)."""
+    """``scm cluster up``: run a Kafka cluster of ``nodes`` and a Spark standalone master and
+    worker in the foreground until SIGINT/SIGTERM (``scm cluster down`` sends the latter,
+    through the pid file under SCM_STATE)."""
+    import pyspark
+
+    from scm.spark_cluster import SparkCluster
+
     cluster = EmbeddedCluster(settings, nodes=nodes)
+    spark = SparkCluster(settings)
     pid_file = _cluster_pid_file(settings)
     running = _running_cluster_pid(pid_file)
     if running is not None and running != os.getpid():
@@ -594,26 +600,34 @@ def run_cluster(settings: Settings, *, nodes: int = 3) -> int:
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     try:
-        return _run_in_foreground(
-            cluster,
-            settings,
-            ready=f"Kafka {KAFKA_VERSION} cluster of {nodes} nodes ready: "
-            f"SCM_KAFKA_BOOTSTRAP={cluster.bootstrap} (data and logs in "
-            f"{pid_file.parent}); Ctrl-C or `scm cluster down` stops it",
-            stopped="Kafka cluster stopped",
-            failed=f"every Kafka node exited: see {pid_file.parent}/node-*/broker.log",
-        )
+        # Spark first: its web UI port, chosen at start, is part of the one ready line.
+        with spark:
+            return _run_in_foreground(
+                cluster,
+                settings,
+                ready=f"Kafka {KAFKA_VERSION} cluster of {nodes} nodes ready: "
+                f"SCM_KAFKA_BOOTSTRAP={cluster.bootstrap} (data and logs in "
+                f"{pid_file.parent}); Spark {pyspark.__version__} standalone master and worker "
+                f"ready: SCM_SPARK_MASTER={spark.master_url} (web UI {spark.web_ui}, logs in "
+                f"{spark.folder}); Ctrl-C or `scm cluster down` stops it",
+                stopped="Kafka and Spark cluster stopped",
+                failed=f"every Kafka node exited: see {pid_file.parent}/node-*/broker.log",
+            )
     finally:
         pid_file.unlink(missing_ok=True)
 
 
 def stop_cluster(settings: Settings, *, timeout: float = 2 * _STOP_TIMEOUT_SECONDS) -> int:
-    """``scm cluster down``: stop the ``scm cluster up`` running from SCM_STATE, and wait."""
+    """``scm cluster down``: stop the ``scm cluster up`` running from SCM_STATE, and wait
+    until it has stopped its Kafka nodes and Spark daemons."""
+    from scm.spark_cluster import cluster_folder, stop_leftover_daemons
+
     pid_file = _cluster_pid_file(settings)
     pid = _running_cluster_pid(pid_file)
     if pid is None:
         pid_file.unlink(missing_ok=True)
-        print(f"no Kafka cluster runs from {settings.state}", flush=True)
+        stop_leftover_daemons(cluster_folder(settings))
+        print(f"no cluster runs from {settings.state}", flush=True)
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -621,5 +635,6 @@ def stop_cluster(settings: Settings, *, timeout: float = 2 * _STOP_TIMEOUT_SECON
         if time.monotonic() > deadline:
             raise ScmError(f"the Kafka cluster (pid {pid}) did not stop in {timeout:.0f} s")
         time.sleep(0.2)
-    print("Kafka cluster stopped", flush=True)
+    stop_leftover_daemons(cluster_folder(settings))  # none: `scm cluster up` stopped them
+    print("Kafka and Spark cluster stopped", flush=True)
     return 0

@@ -145,13 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     broker.set_defaults(run=_broker)
 
     cluster = commands.add_parser(
-        "cluster", help="a three-broker Apache Kafka cluster on this machine"
+        "cluster", help="a three-broker Kafka cluster and a Spark standalone cluster here"
     )
     cluster_commands = cluster.add_subparsers(
         dest="action", required=True, metavar="ACTION", parser_class=_Parser
     )
     cluster_up = cluster_commands.add_parser(
-        "up", help="run three KRaft brokers (replication 3, min in-sync 2) until interrupted"
+        "up",
+        help="run three KRaft brokers (replication 3, min in-sync 2) and a Spark master and"
+        " worker until interrupted",
     )
     cluster_up.set_defaults(run=_cluster_up)
     cluster_down = cluster_commands.add_parser(

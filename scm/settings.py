@@ -62,6 +62,7 @@ class Settings:
     ingest: IngestOptions = field(default_factory=IngestOptions)
     query_limits: QueryLimits = field(default_factory=QueryLimits)
     spark_driver_memory: str | None = None
+    spark_executor_memory: str | None = None
     jars_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "scm")
     dagster_port: int = 3000
     streamlit_port: int = 8501
@@ -217,6 +218,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             spill=_size(environ, "SCM_SQL_SPILL_LIMIT", QueryLimits.spill),
         ),
         spark_driver_memory=_jvm_memory(environ, "SCM_SPARK_DRIVER_MEMORY"),
+        spark_executor_memory=_jvm_memory(environ, "SCM_SPARK_EXECUTOR_MEMORY"),
         jars_cache=Path(environ.get("SCM_JARS_CACHE") or Path.home() / ".cache" / "scm"),
         dagster_port=_port(environ, "SCM_DAGSTER_PORT", 3000),
         streamlit_port=_port(environ, "SCM_STREAMLIT_PORT", 8501),

@@ -7,6 +7,7 @@ use; nothing is committed. The session is shared by ingest and transforms.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +35,15 @@ def spark_session(
     app_name: str = "scm",
     shuffle_partitions: int | None = None,
     driver_memory: str = "2g",
+    executor_memory: str = "1g",
 ) -> SparkSession:
     """The process's Spark session, created on first call with Delta and Kafka support.
 
     ``driver_memory`` is the heap this command needs; ``SCM_SPARK_DRIVER_MEMORY`` overrides it.
+    On a cluster (``spark://…``) each executor gets ``executor_memory``
+    (``SCM_SPARK_EXECUTOR_MEMORY`` overrides it), the jars are shipped
+    from this driver, and executors run this interpreter (the venv's, where the platform and
+    pyspark are installed) unless ``PYSPARK_PYTHON`` names another.
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
@@ -49,8 +55,13 @@ def spark_session(
         return active
     if not os.environ.get("JAVA_HOME") and not _which("java"):
         raise ScmError("Java was not found: install JDK 17 (e.g. apt-get install openjdk-17-jdk)")
-    local = settings.spark_master.startswith("local")
-    partitions = shuffle_partitions or (4 if local else 200)
+    # local[*], or a standalone cluster on loopback (`scm cluster up`): this machine's cores.
+    one_machine = settings.spark_master.startswith(
+        ("local", "spark://127.0.0.1:", "spark://localhost:")
+    )
+    # Read by the SparkContext when it is created; executors start Python workers with it.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    partitions = shuffle_partitions or (4 if one_machine else 200)
     builder = (
         SparkSession.builder.master(settings.spark_master)
         .appName(app_name)
@@ -79,10 +90,14 @@ def spark_session(
         .config("spark.sql.adaptive.enabled", "true")
         # Delta rebuilds table state (e.g. to check an idempotent txnAppId/txnVersion write)
         # with this many tasks; the default 50 costs seconds per commit on a small machine.
-        .config("spark.databricks.delta.snapshotPartitions", "2" if local else "50")
+        .config("spark.databricks.delta.snapshotPartitions", "2" if one_machine else "50")
         .config("spark.driver.memory", settings.spark_driver_memory or driver_memory)
+        # Unused by local[*] (the driver runs the tasks); a standalone worker starts one
+        # executor of this size per application.
+        .config("spark.executor.memory", settings.spark_executor_memory or executor_memory)
     )
     jars = cached_spark_jars(settings.jars_cache)
+    # Either way the driver serves the jars to executors, which fetch them at start.
     if jars:  # resolved once by `python -m scm.jars`: no Ivy resolution (and report) per start
         builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))
     else:

@@ -71,9 +71,9 @@ def test_scm_cluster_up_prints_the_bootstrap_and_down_stops_every_node(tmp_path:
         down = subprocess.run(
             [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=90
         )
-        assert (down.returncode, down.stdout) == (0, "Kafka cluster stopped\n")
+        assert (down.returncode, down.stdout) == (0, "Kafka and Spark cluster stopped\n")
         assert up.wait(timeout=10) == 0
-        assert up.stdout.read() == "Kafka cluster stopped\n"
+        assert up.stdout.read() == "Kafka and Spark cluster stopped\n"
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGKILL)

@@ -33,6 +33,7 @@ def test_defaults_match_interfaces() -> None:
         ("SCM_DAGSTER_PORT", "web", "SCM_DAGSTER_PORT='web' is invalid: use a port number"),
         ("SCM_STREAMLIT_PORT", "70000", "SCM_STREAMLIT_PORT='70000' is invalid"),
         ("SCM_SPARK_DRIVER_MEMORY", "2 GB", "SCM_SPARK_DRIVER_MEMORY='2 GB' is invalid"),
+        ("SCM_SPARK_EXECUTOR_MEMORY", "lots", "SCM_SPARK_EXECUTOR_MEMORY='lots' is invalid"),
         ("SCM_SQL_MEMORY_LIMIT", "lots", "SCM_SQL_MEMORY_LIMIT='lots' is invalid"),
         ("SCM_SQL_SPILL_LIMIT", "-1GB", "SCM_SQL_SPILL_LIMIT='-1GB' is invalid"),
     ],
@@ -87,6 +88,7 @@ def test_process_settings_are_read_and_typed_in_one_place(tmp_path: Path) -> Non
     settings = load_settings(
         {
             "SCM_SPARK_DRIVER_MEMORY": "1536m",
+            "SCM_SPARK_EXECUTOR_MEMORY": "3g",
             "SCM_JARS_CACHE": str(tmp_path / "jars"),
             "SCM_DAGSTER_PORT": "3100",
             "SCM_STREAMLIT_PORT": "8600",
@@ -96,6 +98,7 @@ def test_process_settings_are_read_and_typed_in_one_place(tmp_path: Path) -> Non
         }
     )
     assert settings.spark_driver_memory == "1536m"
+    assert settings.spark_executor_memory == "3g"
     assert settings.jars_cache == tmp_path / "jars"
     assert (settings.dagster_port, settings.streamlit_port) == (3100, 8600)
     assert (settings.query_limits.memory, settings.query_limits.spill) == ("1GB", "512MB")

@@ -1,0 +1,221 @@
+"""The Spark standalone cluster: ``scm cluster up`` starts a master and a worker beside the
+Kafka cluster, and streaming ingest and the Spark engine of ``scm refresh`` run on it.
+
+One test goes the way a user does: ``scm cluster up``, export what it prints, ``scm simulate``,
+``scm ingest --once``, ``SCM_ENGINE=spark scm refresh``, ``scm cluster down``. The master's
+JSON view must list both applications as finished, and their executors' logs (in the
+worker's folder) must show tasks run there; bronze must hold every Kafka message exactly
+once, and gold must equal what the DuckDB engine computes from the same lake. Afterwards no
+process of the cluster may be left.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from deltalake import DeltaTable
+
+from scm.contracts import TOPICS
+from scm.errors import ScmError
+from scm.lake import Lake
+from scm.settings import load_settings
+from scm.spark_cluster import SparkCluster
+from tests.conftest import _free_port
+from transforms.duckdb_engine import DuckDBEngine
+from transforms.gold import GOLD_TABLES, as_of_date
+from transforms.testing import same_rows
+
+SCM = [sys.executable, "-m", "scm.cli"]
+SIMULATION = ["--days", "3", "--orders-per-day", "8", "--seed", "17", "--start", "2026-02-02",
+              "--malformed-fraction", "0"]  # fmt: skip
+
+
+def _cluster_processes(state: Path) -> list[str]:
+    """Live processes of the cluster under ``state``: Kafka nodes (their configuration is
+    there), Spark daemons, executors and their Python workers (they run in its folders)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            folder = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if folder.startswith(str(state)) or (b"kafka.Kafka" in command and bytes(state) in command):
+            found.append(f"{entry.name}: {command.replace(bytes(1), b' ')[:120].decode()}")
+    return found
+
+
+def _scm(*arguments: str, env: dict[str, str], timeout: float = 600) -> str:
+    result = subprocess.run(
+        [*SCM, *arguments], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"scm {' '.join(arguments)}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+def _master_state(web_ui: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{web_ui}/json/", timeout=5) as response:
+        state: dict[str, Any] = json.load(response)
+    return state
+
+
+def _finished_applications(web_ui: str, names: set[str]) -> dict[str, str]:
+    """Name to id of the applications the master lists as completed, once all ``names`` are
+    (an application moves there a moment after its driver has stopped)."""
+    deadline = time.monotonic() + 30
+    while True:
+        completed = {app["name"]: app["id"] for app in _master_state(web_ui)["completedapps"]}
+        if names <= set(completed) or time.monotonic() > deadline:
+            return completed
+        time.sleep(0.5)
+
+
+def _kafka_offsets(bootstrap: str) -> set[tuple[str, int, int]]:
+    """Every (topic, partition, offset) the platform's topics hold."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-spark-cluster"})
+    try:
+        offsets: set[tuple[str, int, int]] = set()
+        for topic in TOPICS:  # the event topics, each landing in its bronze table
+            partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            for number in partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), 10)
+                offsets.update((topic, number, offset) for offset in range(low, high))
+        return offsets
+    finally:
+        consumer.close()
+
+
+def _bronze(lake: Lake) -> list[dict[str, Any]]:
+    rows = []
+    columns = ["event_id", "_topic", "_partition", "_offset"]
+    for topic in TOPICS.values():
+        table = DeltaTable(lake.bronze(topic.entity))
+        rows += table.to_pyarrow_table(columns=columns).to_pylist()
+    return rows
+
+
+def test_a_taken_master_port_is_refused_in_one_line_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(
+            {"SCM_STATE": str(tmp_path), "SCM_SPARK_MASTER": f"spark://127.0.0.1:{port}"}
+        )
+        with pytest.raises(ScmError, match=rf"^port {port} for the Spark master is in use: "):
+            SparkCluster(settings).start()
+    assert not (tmp_path / "spark-cluster").exists()
+
+
+def test_missing_java_is_reported_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ScmError, match=r"^Java was not found: install JDK 17"):
+        SparkCluster(load_settings({"SCM_STATE": str(tmp_path)})).start()
+
+
+# A cold Kafka cluster, a Spark cluster and two Spark applications on a shared 2-core machine.
+@pytest.mark.cluster
+@pytest.mark.timeout(900)
+def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(tmp_path: Path) -> None:
+    state, lake = tmp_path / "state", Lake.at(str(tmp_path / "lake"))
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(_free_port())
+    kafka_ports, spark_port = sorted(ports)[:3], sorted(ports)[3]
+    env = {
+        **os.environ,
+        "SCM_STATE": str(state),
+        "SCM_LAKE": lake.root,
+        "SCM_KAFKA_BOOTSTRAP": ",".join(f"127.0.0.1:{port}" for port in kafka_ports),
+        "SCM_SPARK_MASTER": f"spark://127.0.0.1:{spark_port}",
+    }
+    up = subprocess.Popen(
+        [*SCM, "cluster", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert up.stdout is not None and up.stderr is not None
+        ready = up.stdout.readline()
+        assert ready, up.stderr.read()
+        exports = dict(re.findall(r"(SCM_[A-Z_]+)=(\S+)", ready))
+        assert exports == {
+            "SCM_KAFKA_BOOTSTRAP": env["SCM_KAFKA_BOOTSTRAP"],
+            "SCM_SPARK_MASTER": env["SCM_SPARK_MASTER"],
+        }
+        web_ui = re.findall(r"web UI (http://\S+),", ready)[0]
+        master = _master_state(web_ui)
+        assert (master["status"], master["aliveworkers"]) == ("ALIVE", 1)
+
+        _scm("simulate", *SIMULATION, "--quiet", "--output", str(tmp_path / "events.jsonl"),
+             env=env)  # fmt: skip
+        events = [
+            json.loads(json.loads(line)["value"])
+            for line in (tmp_path / "events.jsonl").read_text().splitlines()
+        ]
+        _scm("simulate", *SIMULATION, "--quiet", env=env)  # same seed: the same messages
+
+        _scm("ingest", "--once", env=env)
+        bronze = _bronze(lake)
+        produced = _kafka_offsets(env["SCM_KAFKA_BOOTSTRAP"])
+        assert len(produced) == len(events)
+        # Every message exactly once: none lost, none written twice.
+        stored = sorted((row["_topic"], row["_partition"], row["_offset"]) for row in bronze)
+        assert stored == sorted(produced)
+        assert collections.Counter(row["event_id"] for row in bronze) == collections.Counter(
+            event["event_id"] for event in events
+        )
+
+        _scm("refresh", env={**env, "SCM_ENGINE": "spark"})
+        applications = _finished_applications(web_ui, {"scm-ingest", "scm-refresh"})
+        for name in ("scm-ingest", "scm-refresh"):
+            assert name in applications, f"the master ran no {name}: {applications}"
+            logs = list((state / "spark-cluster" / "work" / applications[name]).glob("*/stderr"))
+            assert any("Finished task" in log.read_text() for log in logs), (
+                f"no task of {name} ran on an executor of the worker"
+            )
+
+        duckdb = DuckDBEngine(load_settings({"SCM_LAKE": lake.root}), lake)
+        try:
+            as_of = as_of_date(duckdb)
+            assert as_of is not None
+            compared = 0
+            for name, table in GOLD_TABLES.items():
+                written = DeltaTable(lake.gold(name)).to_pyarrow_table().to_pylist()
+                expected = duckdb.gold_rows(table, None, as_of).to_pylist()
+                assert same_rows(written, expected), f"gold/{name} differs from DuckDB's"
+                compared += bool(expected)
+            assert compared >= 5, "the simulated lake must give most gold tables rows"
+        finally:
+            duckdb.close()
+
+        down = subprocess.run(
+            [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=120
+        )
+        stopped = "Kafka and Spark cluster stopped\n"
+        assert (down.returncode, down.stdout) == (0, stopped), down.stderr
+        assert up.wait(timeout=10) == 0
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGKILL)
+            up.wait()
+    assert _cluster_processes(state) == []
+    assert not list((state / "spark-cluster").glob("*.pid"))
