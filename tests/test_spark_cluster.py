@@ -5,8 +5,8 @@ One test goes the way a user does: ``scm cluster up``, export what it prints, ``
 ``scm ingest --once``, ``SCM_ENGINE=spark scm refresh``, ``scm cluster down``. The master's
 JSON view must list both applications as finished, and their executors' logs (in the
 worker's folder) must show tasks run there; bronze must hold every Kafka message exactly
-once, and gold must equal what the DuckDB engine computes from the same lake. Afterwards no
-process of the cluster may be left.
+once, gold must equal what the DuckDB engine computes from the same lake, and ``scm sql`` and
+a dashboard page read it as any lake. Afterwards no process of the cluster may be left.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from deltalake import DeltaTable
+from streamlit.testing.v1 import AppTest
 
 from scm.contracts import TOPICS
 from scm.errors import ScmError
@@ -39,6 +40,7 @@ from transforms.gold import GOLD_TABLES, as_of_date
 from transforms.testing import same_rows
 
 SCM = [sys.executable, "-m", "scm.cli"]
+DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards" / "app_pages"
 SIMULATION = ["--days", "3", "--orders-per-day", "8", "--seed", "17", "--start", "2026-02-02",
               "--malformed-fraction", "0"]  # fmt: skip
 
@@ -136,7 +138,9 @@ def test_missing_java_is_reported_in_one_line(
 # A cold Kafka cluster, a Spark cluster and two Spark applications on a shared 2-core machine.
 @pytest.mark.cluster
 @pytest.mark.timeout(900)
-def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(tmp_path: Path) -> None:
+def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, lake = tmp_path / "state", Lake.at(str(tmp_path / "lake"))
     ports: set[int] = set()
     while len(ports) < 4:
@@ -206,6 +210,16 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(tmp_path: Pat
             assert compared >= 5, "the simulated lake must give most gold tables rows"
         finally:
             duckdb.close()
+
+        # Analysts read the lake the cluster built as any other: `scm sql` and a dashboard.
+        details = DeltaTable(lake.gold("order_line_fulfilment")).to_pyarrow_table().num_rows
+        query = "select count(*) as n from gold.order_line_fulfilment"
+        assert json.loads(_scm("sql", query, "--format", "json", env=env)) == [{"n": details}]
+        for name in ("SCM_LAKE", "SCM_STATE"):
+            monkeypatch.setenv(name, env[name])
+        page = AppTest.from_file(str(DASHBOARDS / "fill_rate.py"), default_timeout=60).run()
+        assert not page.exception, [error.message for error in page.exception]
+        assert {"Order fill rate", "Line fill rate"} <= {metric.label for metric in page.metric}
 
         down = subprocess.run(
             [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=120
