@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--spark-master", default=os.environ.get("SCM_SPARK_MASTER", "local[2]"),
         help="Spark master for every Spark path (default local[2])",
     )  # fmt: skip
+    parser.add_argument(
+        "--kafka-bootstrap", default=None, metavar="HOST:PORT,...",
+        help="an external Kafka (e.g. `scm cluster up`) instead of an embedded broker per size;"
+        " run one size against it",
+    )  # fmt: skip
     return parser
 
 
@@ -98,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     options = BenchOptions(
         sizes=args.sizes, only=args.only, results_dir=args.results_dir, work_dir=args.work_dir,
-        keep_work=args.keep, spark_master=args.spark_master,
+        keep_work=args.keep, spark_master=args.spark_master, kafka_bootstrap=args.kafka_bootstrap,
         demo_size=None if args.demo_size == "none" else args.demo_size, until=args.until,
         spark_conf=dict(args.spark_conf),
     )  # fmt: skip

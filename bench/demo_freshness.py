@@ -82,7 +82,7 @@ def main() -> None:
         ]
         for watcher in watchers:
             watcher.start()
-        stop_produce, counts = threading.Event(), {}
+        stop_produce, counts = threading.Event(), dict[str, int]()
         threading.Timer(args.seconds, stop_produce.set).start()
         produce_load(settings, background, (100.0, 4.0), markers, stop_produce, counts)
         report.update(counts)

@@ -78,7 +78,7 @@ def _environment(settings: Settings, work: Path) -> dict[str, str]:
     return {
         **os.environ,
         "SCM_LAKE": settings.lake,
-        "SCM_STATE": settings.state,
+        "SCM_STATE": str(settings.state),
         "SCM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "SCM_INGEST_TRIGGER_SECONDS": "0.5",
         "SCM_SETTINGS_FILE": str(work / "settings.toml"),

@@ -16,6 +16,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ class BenchOptions:
     work_dir: Path | None = None
     keep_work: bool = False
     spark_master: str = "local[2]"
+    # An external Kafka (e.g. `scm cluster up`'s three brokers) instead of one embedded broker
+    # per size; its topics keep what earlier sizes produced, so run one size against it.
+    kafka_bootstrap: str | None = None
     demo_size: str | None = "small"  # scm demo runs once, at this size (None: never)
     until: dt.datetime | None = None  # no measure starts after this time
     # Extra Spark settings for every Spark process of the run (an experiment's "after").
@@ -214,15 +218,16 @@ def _run_size(options: BenchOptions, size: Size, results: dict[str, Any], spark:
                 skipped.update(status="not measured", reason="not started: --until time passed")
         return
     work.mkdir(parents=True, exist_ok=True)
-    bootstrap = f"127.0.0.1:{_free_port()}"
+    bootstrap = options.kafka_bootstrap or f"127.0.0.1:{_free_port()}"
     broker_settings = load_settings(
         {"SCM_STATE": str(work / "broker"), "SCM_KAFKA_BOOTSTRAP": bootstrap,
          "SCM_SETTINGS_FILE": str(empty_settings_file(work))}
     )  # fmt: skip
     context = SizeContext(size=size, work=work, bootstrap=bootstrap, spark=spark)
     needs_lake = only & {"ingest", "freshness", "refresh", "dashboard", "memory"}
-    with EmbeddedBroker(broker_settings) as broker:
-        say(f"[{size.name}] broker on {broker.bootstrap}; simulating {size.days} days")
+    broker = nullcontext() if options.kafka_bootstrap else EmbeddedBroker(broker_settings)
+    with broker:
+        say(f"[{size.name}] Kafka at {bootstrap}; simulating {size.days} days")
         setup = results.setdefault("setup", {}).setdefault(size.name, {})
         if needs_lake:
             try:
@@ -309,6 +314,7 @@ def run_bench(options: BenchOptions) -> tuple[dict[str, Any], Path]:
         "load_at_start": machine_load(),
         "uptime_at_start": _uptime(),
         "spark_master": options.spark_master,
+        "kafka_bootstrap": options.kafka_bootstrap or "one embedded broker per size",
         "sizes": [vars(size) for size in options.sizes],
         "measures": {name: {} for name in MEASURES if name in options.only},
         "work_by_size": {},
