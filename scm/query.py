@@ -456,6 +456,12 @@ class LakeQuery:
             self._open_all()
             return sorted(self._snapshots)
 
+    def delta_table(self, name: str) -> DeltaTable | None:
+        """The loaded ``DeltaTable`` behind a view (None: not opened), for a writer in this
+        process to reuse instead of reading the same log again."""
+        with self._lock:
+            return self._delta_tables.get(name)
+
     def has_table(self, name: str) -> bool:
         with self._lock:
             if name not in self._found:

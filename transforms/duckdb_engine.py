@@ -94,14 +94,15 @@ class DuckDBEngine(Engine):
         self.db.close()
 
     def _write(self, layer: Layer, name: str, rows: pa.Table, **options: Any) -> None:
-        """Write through a table object kept for the engine's lifetime (its log is read
-        once, then only new commits); rows are cast to the table's own types unless the
-        write replaces its schema."""
+        """Write through a table object kept for the engine's lifetime and shared with its
+        reader (its log is read once, then only new commits); rows are cast to the table's
+        own types unless the write replaces its schema."""
         from deltalake import DeltaTable, write_deltalake
         from deltalake.exceptions import TableNotFoundError
 
         path = self.lake.table(layer, name)
-        table = self._writers.get(path)
+        # The reader's object when a query opened the table: its log is loaded already.
+        table = self._writers.get(path) or self.db.delta_table(f"{layer}.{name}")
         if table is None:
             with contextlib.suppress(TableNotFoundError):
                 table = DeltaTable(path)
