@@ -2,7 +2,8 @@
 Kafka cluster, and streaming ingest and the Spark engine of ``scm refresh`` run on it.
 
 One test goes the way a user does: ``scm cluster up``, export what it prints, ``scm simulate``,
-``scm ingest --once``, ``SCM_ENGINE=spark scm refresh``, ``scm cluster down``. The master's
+``scm ingest --once`` (a broker killed while it runs), ``SCM_ENGINE=spark scm refresh``,
+``scm cluster down``. The master's
 JSON view must list both applications as finished, and their executors' logs (in the
 worker's folder) must show tasks run there; bronze must hold every Kafka message exactly
 once, gold must equal what the DuckDB engine computes from the same lake, and ``scm sql`` and
@@ -85,6 +86,36 @@ def _finished_applications(web_ui: str, names: set[str]) -> dict[str, str]:
         if names <= set(completed) or time.monotonic() > deadline:
             return completed
         time.sleep(0.5)
+
+
+def _wait_for_application(web_ui: str, name: str, driver: subprocess.Popen[str]) -> None:
+    """Return once the master runs application ``name`` (its driver has its executors)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and driver.poll() is None:
+        if any(app["name"] == name for app in _master_state(web_ui)["activeapps"]):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never ran on the master (exit code {driver.poll()})")
+
+
+def _kill_broker(state: Path, node: int) -> int:
+    """SIGKILL the Kafka node ``node`` of the cluster under ``state``; its pid."""
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if b"kafka.Kafka" in command and f"{state}/kafka-cluster/node-{node}/".encode() in command:
+            os.kill(int(entry.name), signal.SIGKILL)
+            return int(entry.name)
+    raise AssertionError(f"no Kafka node {node} runs under {state}")
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie
+    except OSError:
+        return False
 
 
 def _kafka_offsets(bootstrap: str) -> set[tuple[str, int, int]]:
@@ -177,7 +208,17 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
         ]
         _scm("simulate", *SIMULATION, "--quiet", env=env)  # same seed: the same messages
 
-        _scm("ingest", "--once", env=env)
+        # A broker dies while the ingest runs: the other two hold every partition (replication
+        # factor 3, two in sync), so nothing is lost and nothing is read twice.
+        ingest = subprocess.Popen(
+            [*SCM, "ingest", "--once"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        _wait_for_application(web_ui, "scm-ingest", ingest)
+        killed = _kill_broker(state, node=3)
+        out, err = ingest.communicate(timeout=600)
+        assert ingest.returncode == 0, f"scm ingest --once: {err[-2000:]}"
+        assert not _is_alive(killed)
         bronze = _bronze(lake)
         produced = _kafka_offsets(env["SCM_KAFKA_BOOTSTRAP"])
         assert len(produced) == len(events)
