@@ -11,13 +11,9 @@ the Python process leaves no orphaned broker.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import dataclasses
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +26,7 @@ from types import FrameType, TracebackType
 from typing import Self
 
 from scm.errors import ScmError
+from scm.processes import die_with_parent, find_java, free_port, port_free
 from scm.settings import Settings
 
 KAFKA_VERSION = "4.1.1"
@@ -64,40 +61,6 @@ def resolve_broker_jars(cache: Path) -> Path:
         raise ScmError(f"could not resolve Kafka {KAFKA_VERSION} jars from Maven Central: {reason}")
     marker.touch()
     return lib
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    candidate = Path(java_home, "bin", "java") if java_home else None
-    if candidate is not None and candidate.exists():
-        return str(candidate)
-    found = shutil.which("java")
-    if found is None:
-        raise ScmError("Java was not found: install JDK 17 (apt-get install openjdk-17-jdk)")
-    return found
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: ask Linux to SIGTERM it when we die."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def answers_metadata(bootstrap: str, timeout: float = 2.0) -> bool:
@@ -181,8 +144,8 @@ class KafkaNode:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def check_port_free(self) -> None:
-        if _port_free(self.host, self.port):
+    def checkport_free(self) -> None:
+        if port_free(self.host, self.port):
             return
         if answers_metadata(self.address, timeout=2.0):
             raise ScmError(
@@ -283,7 +246,7 @@ class KafkaNode:
         ]  # fmt: skip
         stdout = open(self.log_file.with_suffix(".out"), "ab")  # noqa: SIM115 - child owns it
         self.process = subprocess.Popen(
-            command, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command, stdout=stdout, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
         stdout.close()
 
@@ -376,14 +339,14 @@ class EmbeddedCluster:
     def start(self) -> Self:
         """Start every node and return once all are unfenced and accept replicated topics."""
         for node in self.nodes:
-            node.check_port_free()
-        self._java = _java()
+            node.checkport_free()
+        self._java = find_java()
         self._classpath = f"{resolve_broker_jars(self.settings.jars_cache)}/*"
         taken = {node.port for node in self.nodes}
         for node in self.nodes:
-            node.controller_port = _free_port(node.host)
+            node.controller_port = free_port(node.host)
             while node.controller_port in taken:
-                node.controller_port = _free_port(node.host)
+                node.controller_port = free_port(node.host)
             taken.add(node.controller_port)
         voters = ",".join(node.voter for node in self.nodes)
         formatted = [node.formatted_cluster_id() for node in self.nodes]
@@ -517,7 +480,7 @@ class EmbeddedBroker(EmbeddedCluster):
         return self.nodes[0].process
 
 
-def _run_in_foreground(
+def run_in_foreground(
     cluster: EmbeddedCluster, settings: Settings, *, ready: str, stopped: str, failed: str
 ) -> int:
     """Start ``cluster``, create the platform's topics, print ``ready``, and run until
@@ -556,7 +519,7 @@ def _run_in_foreground(
 def run_broker(settings: Settings) -> int:
     """``scm broker``: run the single-node broker in the foreground until SIGINT/SIGTERM."""
     broker = EmbeddedBroker(settings)
-    return _run_in_foreground(
+    return run_in_foreground(
         broker,
         settings,
         ready=f"Kafka {KAFKA_VERSION} broker ready on {broker.bootstrap} "
@@ -564,77 +527,3 @@ def run_broker(settings: Settings) -> int:
         stopped="Kafka broker stopped",
         failed=f"the Kafka broker exited unexpectedly: see {broker.log_file}",
     )
-
-
-def _cluster_pid_file(settings: Settings) -> Path:
-    return Path(settings.state).absolute() / "kafka-cluster" / "cluster.pid"
-
-
-def _running_cluster_pid(pid_file: Path) -> int | None:
-    """The pid of the ``scm cluster up`` recorded in ``pid_file``, if it still runs."""
-    try:
-        pid = int(pid_file.read_text().strip())
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"cluster" in command else None  # not a recycled pid
-
-
-def run_cluster(settings: Settings, *, nodes: int = 3) -> int:
-    """``scm cluster up``: run a Kafka cluster of ``nodes`` and a Spark standalone master and
-    worker in the foreground until SIGINT/SIGTERM (``scm cluster down`` sends the latter,
-    through the pid file under SCM_STATE)."""
-    import pyspark
-
-    from scm.spark_cluster import SparkCluster
-
-    cluster = EmbeddedCluster(settings, nodes=nodes)
-    spark = SparkCluster(settings)
-    pid_file = _cluster_pid_file(settings)
-    running = _running_cluster_pid(pid_file)
-    if running is not None and running != os.getpid():
-        raise ScmError(
-            f"a Kafka cluster already runs from {settings.state} (pid {running}):"
-            " stop it with `scm cluster down`"
-        )
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    pid_file.write_text(f"{os.getpid()}\n")
-    try:
-        # Spark first: its web UI port, chosen at start, is part of the one ready line.
-        with spark:
-            return _run_in_foreground(
-                cluster,
-                settings,
-                ready=f"Kafka {KAFKA_VERSION} cluster of {nodes} nodes ready: "
-                f"SCM_KAFKA_BOOTSTRAP={cluster.bootstrap} (data and logs in "
-                f"{pid_file.parent}); Spark {pyspark.__version__} standalone master and worker "
-                f"ready: SCM_SPARK_MASTER={spark.master_url} (web UI {spark.web_ui}, logs in "
-                f"{spark.folder}); Ctrl-C or `scm cluster down` stops it",
-                stopped="Kafka and Spark cluster stopped",
-                failed=f"every Kafka node exited: see {pid_file.parent}/node-*/broker.log",
-            )
-    finally:
-        pid_file.unlink(missing_ok=True)
-
-
-def stop_cluster(settings: Settings, *, timeout: float = 2 * _STOP_TIMEOUT_SECONDS) -> int:
-    """``scm cluster down``: stop the ``scm cluster up`` running from SCM_STATE, and wait
-    until it has stopped its Kafka nodes and Spark daemons."""
-    from scm.spark_cluster import cluster_folder, stop_leftover_daemons
-
-    pid_file = _cluster_pid_file(settings)
-    pid = _running_cluster_pid(pid_file)
-    if pid is None:
-        pid_file.unlink(missing_ok=True)
-        stop_leftover_daemons(cluster_folder(settings))
-        print(f"no cluster runs from {settings.state}", flush=True)
-        return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _running_cluster_pid(pid_file) == pid:
-        if time.monotonic() > deadline:
-            raise ScmError(f"the Kafka cluster (pid {pid}) did not stop in {timeout:.0f} s")
-        time.sleep(0.2)
-    stop_leftover_daemons(cluster_folder(settings))  # none: `scm cluster up` stopped them
-    print("Kafka and Spark cluster stopped", flush=True)
-    return 0

@@ -64,13 +64,13 @@ def _broker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cluster_up(args: argparse.Namespace, settings: Settings) -> int:
-    from scm.broker import run_cluster
+    from scm.cluster import run_cluster
 
     return run_cluster(settings)
 
 
 def _cluster_down(args: argparse.Namespace, settings: Settings) -> int:
-    from scm.broker import stop_cluster
+    from scm.cluster import stop_cluster
 
     return stop_cluster(settings)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from scm.broker import _die_with_parent, _free_port, _java, _port_free
 from scm.errors import ScmError
+from scm.processes import die_with_parent, find_java, free_port, port_free
 from scm.settings import Settings
 
 HOST = "127.0.0.1"
@@ -86,7 +86,7 @@ class SparkDaemon:
             stderr=subprocess.STDOUT,
             env=environment,
             cwd=self.folder,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.close()
         self.pid_file.write_text(f"{self.process.pid}\n")
@@ -152,15 +152,15 @@ class SparkCluster:
 
     def start(self) -> Self:
         """Start the master, then the worker; return once the worker is registered."""
-        _java()  # one line when Java is missing, before anything starts
-        if not _port_free(HOST, self.port):
+        find_java()  # one line when Java is missing, before anything starts
+        if not port_free(HOST, self.port):
             raise ScmError(
                 f"port {self.port} for the Spark master is in use: stop what listens there, or"
                 f" set SCM_SPARK_MASTER=spark://{HOST}:<free port>"
             )
         self.folder.mkdir(parents=True, exist_ok=True)
         stop_leftover_daemons(self.folder)
-        self.web_ui_port = _free_port(HOST)
+        self.web_ui_port = free_port(HOST)
         environment = {
             **os.environ,
             "SPARK_HOME": str(spark_home()),
@@ -186,8 +186,8 @@ class SparkCluster:
             work.mkdir(exist_ok=True)
             self.worker.launch(
                 [
-                    self.master_url, "--host", HOST, "--port", str(_free_port(HOST)),
-                    "--webui-port", str(_free_port(HOST)), "--cores", str(self.worker_cores),
+                    self.master_url, "--host", HOST, "--port", str(free_port(HOST)),
+                    "--webui-port", str(free_port(HOST)), "--cores", str(self.worker_cores),
                     "--memory", self.worker_memory, "--work-dir", str(work),
                 ],
                 environment,
