@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scm.errors import ScmError
+from scm.processes import find_java
 from scm.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,15 +36,13 @@ def spark_session(
     app_name: str = "scm",
     shuffle_partitions: int | None = None,
     driver_memory: str = "2g",
-    executor_memory: str = "1g",
 ) -> SparkSession:
     """The process's Spark session, created on first call with Delta and Kafka support.
 
     ``driver_memory`` is the heap this command needs; ``SCM_SPARK_DRIVER_MEMORY`` overrides it.
-    On a cluster (``spark://…``) each executor gets ``executor_memory``
-    (``SCM_SPARK_EXECUTOR_MEMORY`` overrides it), the jars are shipped
-    from this driver, and executors run this interpreter (the venv's, where the platform and
-    pyspark are installed) unless ``PYSPARK_PYTHON`` names another.
+    On a cluster (``spark://…``) each executor gets ``SCM_SPARK_EXECUTOR_MEMORY`` (1g), the
+    jars are shipped from this driver, and executors run this interpreter (the venv's, where
+    the platform and pyspark are installed) unless ``PYSPARK_PYTHON`` names another.
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
@@ -53,8 +52,7 @@ def spark_session(
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    if not os.environ.get("JAVA_HOME") and not _which("java"):
-        raise ScmError("Java was not found: install JDK 17 (e.g. apt-get install openjdk-17-jdk)")
+    find_java()  # one line when Java is missing, before PySpark's launcher fails in its own way
     # local[*], or a standalone cluster on loopback (`scm cluster up`): this machine's cores.
     one_machine = settings.spark_master.startswith(
         ("local", "spark://127.0.0.1:", "spark://localhost:")
@@ -94,7 +92,7 @@ def spark_session(
         .config("spark.driver.memory", settings.spark_driver_memory or driver_memory)
         # Unused by local[*] (the driver runs the tasks); a standalone worker starts one
         # executor of this size per application.
-        .config("spark.executor.memory", settings.spark_executor_memory or executor_memory)
+        .config("spark.executor.memory", settings.spark_executor_memory or "1g")
     )
     jars = cached_spark_jars(settings.jars_cache)
     # Either way the driver serves the jars to executors, which fetch them at start.
@@ -131,12 +129,6 @@ def _launch_engine(options: dict[str, object]) -> None:
     conf.setAll([(key, str(value)) for key, value in options.items()])
     gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
     SparkContext._ensure_initialized(gateway=gateway)
-
-
-def _which(program: str) -> str | None:
-    import shutil
-
-    return shutil.which(program)
 
 
 def engine_pid(spark: SparkSession) -> int:
