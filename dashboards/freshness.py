@@ -241,8 +241,6 @@ def current(settings: Settings) -> Freshness:
 @st.fragment(run_every=RECHECK_SECONDS)
 def render(settings: Settings) -> None:
     """The freshness line; it re-measures every few seconds on its own."""
-    if not Lake.at(settings.lake).is_local:
-        return  # the dashboards read local lakes only (scm.query says so on each page)
     try:
         freshness = current(settings)
     except Exception as error:  # never let the line break the page under it

@@ -5,17 +5,23 @@ write; a checkpoint lets readers (Spark, delta-rs, DuckDB) load the log from one
 file instead of replaying every JSON commit; VACUUM deletes files no longer referenced,
 older than the retention. Retention below 168 hours (Delta's own safety floor) is refused:
 a streaming reader that is behind, or a long-running query, may still need those files.
-OPTIMIZE only rewrites (``dataChange=false``), so it is safe while the ingest runs.
+OPTIMIZE only rewrites (``dataChange=false``), so on a folder lake it is safe while the
+ingest runs. On an object store it is not: Spark's S3 commits exclude other writers within
+one driver only, so ``scm maintain`` there holds the ingest and refresh locks and refuses
+to run beside either (docs/scale-out.md, "Delta on S3: one writer per table").
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.lock import IngestLock
 from scm.errors import ScmError
 from scm.lake import Lake, Layer
+from scm.lake_lock import RefreshLock
 from scm.settings import Settings
 
 if TYPE_CHECKING:
@@ -94,23 +100,30 @@ def maintain_table(
 
 def run_maintenance(settings: Settings, *, retention_hours: int = MIN_RETENTION_HOURS) -> int:
     """``scm maintain``: every table of every layer; one line per table."""
-    from scm.spark import spark_session
-
     validate_retention(retention_hours)
     lake = Lake.at(settings.lake)
-    if not lake.is_local:
-        raise ScmError(
-            f"scm maintain lists tables on a local lake only; {lake.root} is an object store"
-        )
     tables = [(layer, name) for layer in LAYERS for name in lake.tables(layer)]
     if not tables:
         print(f"no Delta tables under {lake.root}: nothing to maintain", flush=True)
         return 0
+    with contextlib.ExitStack() as locks:
+        if not lake.is_local:
+            for lock in (IngestLock, RefreshLock):
+                locks.enter_context(lock.for_settings(settings, holder="scm maintain"))
+        _maintain_tables(settings, tables, retention_hours)
+    print(f"maintained {len(tables)} tables (vacuum retention {retention_hours} h)", flush=True)
+    return 0
+
+
+def _maintain_tables(
+    settings: Settings, tables: list[tuple[Layer, str]], retention_hours: int
+) -> None:
+    from scm.spark import spark_session
+
+    lake = Lake.at(settings.lake)
     spark = spark_session(settings, app_name="scm-maintain")
     for layer, name in tables:
         result = maintain_table(
             spark, lake.table(layer, name), name=f"{layer}/{name}", retention_hours=retention_hours
         )
         print(result.line(), flush=True)
-    print(f"maintained {len(tables)} tables (vacuum retention {retention_hours} h)", flush=True)
-    return 0

@@ -1,7 +1,7 @@
 """The lake's refresh lock as a Dagster step takes it: waiting, with a log line.
 
 A Dagster silver or gold step writes what ``scm refresh`` writes, so it holds the same lock
-(:class:`transforms.refresh.RefreshLock`). A step meeting a running CLI refresh waits for it
+(:class:`scm.lake_lock.RefreshLock`). A step meeting a running CLI refresh waits for it
 (a scheduled run should not fail because someone refreshed by hand) and fails with the
 holder named only if the wait outlasts :data:`WAIT_SECONDS`.
 """
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from scm.lake_lock import RefreshLock
 from scm.settings import Settings
-from transforms.refresh import RefreshLock
 
 WAIT_SECONDS = 30 * 60.0
 

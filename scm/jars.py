@@ -1,8 +1,9 @@
 """Resolve every jar the platform needs from Maven Central once, into the usual caches.
 
 ``python -m scm.jars`` is run by the setup script so that the first ``scm`` command on a
-fresh machine does not stall on downloads: the broker's jars through Maven, and Spark's
-packages (Delta, the Kafka source) through Spark's Ivy resolver.
+fresh machine does not stall on downloads: the broker's, the object store's (S3Proxy) and
+Spark's s3a connector's jars through Maven, and Spark's packages (Delta, the Kafka source)
+through Spark's Ivy resolver.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from scm.broker import resolve_broker_jars
 from scm.errors import ScmError
+from scm.object_store import resolve_s3a_jars, resolve_s3proxy_jar
 from scm.settings import load_settings
 
 
@@ -73,17 +75,25 @@ def resolve_spark_packages(cache: Path) -> None:
     _spark_marker(cache).write_text(json.dumps(jars))
 
 
+def object_store_jars(cache: Path) -> list[Path]:
+    """The jars a Spark session adds (``spark.jars``) for an ``s3://`` lake: hadoop-aws and
+    the AWS SDK modules it uses, beside pyspark's own Hadoop; resolved once, then listed."""
+    return resolve_s3a_jars(cache)
+
+
 def main() -> int:
     try:
         started = time.monotonic()
         cache = load_settings().jars_cache
         lib = resolve_broker_jars(cache)
+        s3proxy = resolve_s3proxy_jar(cache)
+        s3a = object_store_jars(cache)
         resolve_spark_packages(cache)
     except ScmError as error:
         print(f"scm: error: {error}", file=sys.stderr)
         return 2
-    print(f"jars ready (broker in {lib}; Spark packages in ~/.ivy2) "
-          f"in {time.monotonic() - started:.0f} s")  # fmt: skip
+    print(f"jars ready (broker in {lib}; object store {s3proxy}; Spark s3a in {s3a[0].parent};"
+          f" Spark packages in ~/.ivy2) in {time.monotonic() - started:.0f} s")  # fmt: skip
     return 0
 
 

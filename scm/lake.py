@@ -62,12 +62,12 @@ class Lake:
         return self._join("_checkpoints", query)
 
     def tables(self, layer: Layer) -> list[str]:
-        """Names of the Delta tables that exist in ``layer`` (local lakes only)."""
+        """Names of the Delta tables that exist in ``layer``."""
+        from scm import storage  # Arrow, only when a command reads the lake
+
         folder = self._join(layer)
-        if not self.is_local or not os.path.isdir(folder):
-            return []
         return sorted(
             name
-            for name in os.listdir(folder)
-            if os.path.isdir(os.path.join(folder, name, "_delta_log"))
+            for name in storage.children(folder)
+            if storage.is_dir(f"{folder}/{name}/_delta_log")
         )

@@ -175,3 +175,15 @@ def _is_foreign_java_process(pid: int) -> bool:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class RefreshAlreadyRunning(LakeBusy):
+    """Another refresh (a CLI refresh or a Dagster silver or gold step) holds the lake."""
+
+
+class RefreshLock(LakeLock):
+    """Held by ``scm refresh`` and by the Dagster silver and gold steps while they write."""
+
+    name = "refresh"
+    busy = RefreshAlreadyRunning
+    advice = "wait for it to finish"

@@ -7,6 +7,8 @@ Each Delta table is a view ``<layer>.<name>`` over the Parquet files of its curr
 Partition values come from the Delta log, not from guessing paths; column mapping and
 deletion vectors are honoured. Before each query the views it names are re-pointed if their
 table has a newer commit (one ``stat`` per table), so a query always sees the latest snapshot.
+An ``s3://`` lake is read the same way, its files served to DuckDB by Arrow's S3 client
+(:class:`scm.storage.DuckDBObjectStore`).
 
 The database is locked down with DuckDB's own switches (external access off except the lake
 folder, configuration locked) and user text must be a single read-only statement.
@@ -33,6 +35,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 from deltalake.schema import PrimitiveType
 
+from scm import storage
 from scm.errors import ScmError
 from scm.lake import Lake, Layer
 from scm.settings import QueryLimits, Settings
@@ -167,12 +170,13 @@ def _duckdb_type(delta_type: object) -> str | None:
 
 
 def _commit_file(path: str, version: int) -> str:
-    return os.path.join(path, "_delta_log", f"{version:020d}.json")
+    return f"{path}/_delta_log/{version:020d}.json"
 
 
 def _has_commits(path: str) -> bool:
-    log = os.path.join(path, "_delta_log")
-    return any(entry.endswith((".json", ".parquet")) for entry in os.listdir(log))
+    return any(
+        entry.endswith((".json", ".parquet")) for entry in storage.children(f"{path}/_delta_log")
+    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -411,11 +415,6 @@ class LakeQuery:
     ) -> None:
         self.lake = Lake.at(lake_root)
         self.limits = limits or QueryLimits()
-        if not self.lake.is_local:
-            raise ScmError(
-                f"SCM_LAKE={lake_root} is an object-store URI: scm sql and the dashboards read"
-                " local lakes only for now"
-            )
         self._lock = threading.RLock()
         self._found: dict[str, str] = {}  # every table in the lake -> its path
         self._snapshots: dict[str, TableSnapshot] = {}  # the tables opened so far
@@ -430,6 +429,8 @@ class LakeQuery:
         parent = spill_directory or Path(tempfile.gettempdir()) / "scm-spill"
         self.spill_folder = _own_spill_folder(parent)
         atexit.register(shutil.rmtree, self.spill_folder, ignore_errors=True)
+        if not self.lake.is_local:
+            self._connection.register_filesystem(storage.DuckDBObjectStore())
         root = self.lake.root.rstrip("/") + "/"
         for statement, parameters in (
             ("set allowed_directories = $directories", {"directories": [root]}),
@@ -706,9 +707,9 @@ class LakeQuery:
         snapshot = self._snapshots.get(name)
         if snapshot is None:
             return
-        if not os.path.isdir(os.path.join(snapshot.path, "_delta_log")):
+        if not storage.is_dir(f"{snapshot.path}/_delta_log"):
             self._drop(name)
-        elif os.path.exists(_commit_file(snapshot.path, snapshot.version + 1)):
+        elif storage.exists(_commit_file(snapshot.path, snapshot.version + 1)):
             self._point(name, snapshot.path)
 
     def _drop(self, name: str) -> None:
@@ -744,8 +745,7 @@ class LakeQuery:
             raise ScmError(f"{name} cannot be read: {_one_line(error)}") from None
         self._delta_tables[name] = table
         version = table.version()
-        commit = _commit_file(path, version)
-        committed_at = os.stat(commit).st_mtime if os.path.exists(commit) else 0.0
+        committed_at = storage.modified_at(_commit_file(path, version)) or 0.0
         self._snapshots[name] = TableSnapshot(name, path, version, committed_at)
 
     def _load_deleted_rows(self, name: str, table: DeltaTable) -> str | None:
@@ -763,7 +763,7 @@ class LakeQuery:
         ):
             deleted = np.flatnonzero(~np.asarray(keep, dtype=bool))
             local = file_uri.removeprefix("file://")
-            if not os.path.exists(local):  # the URI may carry the log's %-encoding
+            if not storage.exists(local):  # the URI may carry the log's %-encoding
                 local = unquote(local)
             files.extend([local] * len(deleted))
             positions.append(deleted)

@@ -50,6 +50,53 @@ class QueryLimits:
 
 
 @dataclass(frozen=True)
+class ObjectStore:
+    """How to reach an ``s3://`` lake (``SCM_S3_*``): an S3-compatible endpoint and keys.
+
+    Unset values fall back to the AWS SDK's own chain (``AWS_*`` variables, profiles,
+    instance roles), so a lake on Amazon S3 needs none of them.
+    """
+
+    endpoint: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str = "us-east-1"
+
+    def environment(self) -> dict[str, str]:
+        """The AWS SDK variables that delta-rs and Arrow read in this process."""
+        variables = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region}
+        if self.endpoint:
+            variables["AWS_ENDPOINT_URL"] = self.endpoint
+            variables["AWS_ALLOW_HTTP"] = str(self.endpoint.startswith("http://")).lower()
+        if self.access_key_id and self.secret_access_key:
+            variables["AWS_ACCESS_KEY_ID"] = self.access_key_id
+            variables["AWS_SECRET_ACCESS_KEY"] = self.secret_access_key
+        return variables
+
+    def hadoop_options(self) -> dict[str, str]:
+        """The same store for Spark's ``s3a`` connector (``spark.hadoop.*`` options); ``s3://``
+        paths use it too, so every engine names a table by the same URI."""
+        options = {
+            "fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+            # Streaming checkpoints are written through Hadoop's FileContext API.
+            "fs.AbstractFileSystem.s3.impl": "org.apache.hadoop.fs.s3a.S3A",
+            "fs.s3a.endpoint.region": self.region,
+        }
+        if self.endpoint:
+            options["fs.s3a.endpoint"] = self.endpoint
+            options["fs.s3a.path.style.access"] = "true"  # S3-compatible stores name no buckets
+            secure = self.endpoint.startswith("https://")
+            options["fs.s3a.connection.ssl.enabled"] = str(secure).lower()
+        if self.access_key_id and self.secret_access_key:
+            options["fs.s3a.aws.credentials.provider"] = (
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+            )
+            options["fs.s3a.access.key"] = self.access_key_id
+            options["fs.s3a.secret.key"] = self.secret_access_key
+        return {f"spark.hadoop.{name}": value for name, value in options.items()}
+
+
+@dataclass(frozen=True)
 class Settings:
     """Validated platform settings; build with :func:`load_settings`."""
 
@@ -64,6 +111,7 @@ class Settings:
     spark_driver_memory: str | None = None
     spark_executor_memory: str | None = None
     jars_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "scm")
+    object_store: ObjectStore = field(default_factory=ObjectStore)
     dagster_port: int = 3000
     streamlit_port: int = 8501
 
@@ -171,7 +219,12 @@ def _ingest_options(env: Mapping[str, str]) -> IngestOptions:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read settings from ``env`` (default: the process environment) and validate them."""
+    """Read settings from ``env`` (default: the process environment) and validate them.
+
+    Read from the process environment, an object-store lake's ``SCM_S3_*`` settings are also
+    exported as the AWS SDK's variables, so that every S3 client of this process (delta-rs,
+    Arrow) reaches the same store with the same keys.
+    """
     environ = dict(os.environ if env is None else env)
     settings_file = Path(environ.get("SCM_SETTINGS_FILE", "scm.env"))
     if "SCM_SETTINGS_FILE" in environ and not settings_file.is_file():
@@ -179,7 +232,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings_file.is_file():
         environ = {**_read_settings_file(settings_file), **environ}
 
-    lake = environ.get("SCM_LAKE", "./lake") or "./lake"
+    lake = _lake(environ)
     bootstrap = environ.get("SCM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     servers = [server.strip() for server in bootstrap.split(",")]
     if not bootstrap or not all(_HOST_PORT.match(s) for s in servers):
@@ -205,8 +258,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         for name, value in sorted(environ.items())
         if name.startswith(_KAFKA_PREFIX) and name not in _OWN_KAFKA_NAMES
     }
-    return Settings(
-        lake=lake.rstrip("/") or "/",
+    settings = Settings(
+        lake=lake,
         kafka_bootstrap=",".join(servers),
         state=Path(environ.get("SCM_STATE", "./.scm") or "./.scm"),
         spark_master=master,
@@ -222,6 +275,50 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jars_cache=Path(environ.get("SCM_JARS_CACHE") or Path.home() / ".cache" / "scm"),
         dagster_port=_port(environ, "SCM_DAGSTER_PORT", 3000),
         streamlit_port=_port(environ, "SCM_STREAMLIT_PORT", 8501),
+        object_store=_object_store(environ),
+    )
+    if env is None and settings.lake.startswith("s3://"):
+        os.environ.update(settings.object_store.environment())
+    return settings
+
+
+_OBJECT_STORE_LAKE = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^/].*)?$")
+_ENDPOINT = re.compile(r"^https?://[A-Za-z0-9_.\-]+(:\d{1,5})?/?$")
+
+
+def _lake(env: Mapping[str, str]) -> str:
+    raw = env.get("SCM_LAKE", "./lake") or "./lake"
+    lake = raw.rstrip("/") or "/"
+    if "://" not in lake:
+        return lake
+    if not _OBJECT_STORE_LAKE.match(lake):
+        raise ScmError(
+            f"SCM_LAKE={raw!r} is invalid: use a folder or s3://bucket/path"
+            " (Amazon S3 or an S3-compatible store, see docs/scale-out.md)"
+        )
+    return lake
+
+
+def _object_store(env: Mapping[str, str]) -> ObjectStore:
+    endpoint = env.get("SCM_S3_ENDPOINT") or None
+    if endpoint is not None and not _ENDPOINT.match(endpoint):
+        raise ScmError(
+            f"SCM_S3_ENDPOINT={endpoint!r} is invalid: use http(s)://host[:port], or leave it"
+            " unset for Amazon S3"
+        )
+    key = env.get("SCM_S3_ACCESS_KEY_ID") or None
+    secret = env.get("SCM_S3_SECRET_ACCESS_KEY") or None
+    if (key is None) != (secret is None):
+        missing = "SCM_S3_SECRET_ACCESS_KEY" if secret is None else "SCM_S3_ACCESS_KEY_ID"
+        raise ScmError(
+            f"{missing} is not set: set SCM_S3_ACCESS_KEY_ID and SCM_S3_SECRET_ACCESS_KEY"
+            " together, or neither to use the AWS SDK's own credentials"
+        )
+    return ObjectStore(
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        access_key_id=key,
+        secret_access_key=secret,
+        region=env.get("SCM_S3_REGION") or "us-east-1",
     )
 
 

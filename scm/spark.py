@@ -95,11 +95,17 @@ def spark_session(
         .config("spark.executor.memory", settings.spark_executor_memory or "1g")
     )
     jars = cached_spark_jars(settings.jars_cache)
+    if jars is None:
+        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
+    if settings.lake.startswith("s3://"):  # hadoop-aws (s3a) and the store's address and keys
+        from scm.object_store import resolve_s3a_jars
+
+        jars = [*(jars or []), *resolve_s3a_jars(settings.jars_cache)]
+        for name, value in settings.object_store.hadoop_options().items():
+            builder = builder.config(name, value)
     # Either way the driver serves the jars to executors, which fetch them at start.
     if jars:  # resolved once by `python -m scm.jars`: no Ivy resolution (and report) per start
         builder = builder.config("spark.jars", ",".join(str(jar) for jar in jars))
-    else:
-        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])
     try:
         _launch_engine(builder._options)  # type: ignore[attr-defined]
         session = builder.getOrCreate()

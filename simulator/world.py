@@ -331,9 +331,9 @@ def write_master_data(world: World, landing: str) -> list[str]:
     files = {name: _csv_bytes(rows) for name, rows in master_data(world).items()}
     written = []
     if "://" in landing:
-        from pyarrow import fs
+        from scm.storage import filesystem as lake_filesystem
 
-        filesystem, root = fs.FileSystem.from_uri(landing)
+        filesystem, root = lake_filesystem(landing)
         filesystem.create_dir(root, recursive=True)
         for name, data in files.items():
             with filesystem.open_output_stream(f"{root}/{name}") as stream:

@@ -53,6 +53,7 @@ def test_scm_cluster_up_prints_the_bootstrap_and_down_stops_every_node(tmp_path:
         **os.environ,
         "SCM_STATE": str(tmp_path),
         "SCM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "SCM_S3_ENDPOINT": f"http://127.0.0.1:{_free_port()}",  # not 9000: tests run side by side
     }
     up = subprocess.Popen(
         [*SCM, "cluster", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -71,9 +72,9 @@ def test_scm_cluster_up_prints_the_bootstrap_and_down_stops_every_node(tmp_path:
         down = subprocess.run(
             [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=90
         )
-        assert (down.returncode, down.stdout) == (0, "Kafka and Spark cluster stopped\n")
+        assert (down.returncode, down.stdout) == (0, "Kafka, Spark and object store stopped\n")
         assert up.wait(timeout=10) == 0
-        assert up.stdout.read() == "Kafka and Spark cluster stopped\n"
+        assert up.stdout.read() == "Kafka, Spark and object store stopped\n"
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGKILL)

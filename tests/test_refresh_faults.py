@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 _HOLDER = """
 import sys
 from scm.settings import load_settings
-from transforms.refresh import RefreshLock
+from scm.lake_lock import RefreshLock
 lock = RefreshLock.for_settings(load_settings(), holder="scm refresh").acquire()
 print("held", flush=True)
 sys.stdin.readline()

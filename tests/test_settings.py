@@ -36,6 +36,11 @@ def test_defaults_match_interfaces() -> None:
         ("SCM_SPARK_EXECUTOR_MEMORY", "lots", "SCM_SPARK_EXECUTOR_MEMORY='lots' is invalid"),
         ("SCM_SQL_MEMORY_LIMIT", "lots", "SCM_SQL_MEMORY_LIMIT='lots' is invalid"),
         ("SCM_SQL_SPILL_LIMIT", "-1GB", "SCM_SQL_SPILL_LIMIT='-1GB' is invalid"),
+        ("SCM_LAKE", "gs://bucket/lake", "use a folder or s3://bucket/path"),
+        ("SCM_LAKE", "s3://Bad_Bucket/lake", "SCM_LAKE='s3://Bad_Bucket/lake' is invalid"),
+        ("SCM_S3_ENDPOINT", "127.0.0.1:9000", "use http(s)://host[:port]"),
+        ("SCM_S3_ACCESS_KEY_ID", "scm", "SCM_S3_SECRET_ACCESS_KEY is not set"),
+        ("SCM_S3_SECRET_ACCESS_KEY", "secret", "SCM_S3_ACCESS_KEY_ID is not set"),
     ],
 )
 def test_bad_values_fail_with_one_line_naming_the_variable(
@@ -118,3 +123,42 @@ def test_a_bad_port_is_one_line_from_the_command_not_an_import_error(tmp_path: P
     assert result.stderr.strip() == (
         "scm: error: SCM_STREAMLIT_PORT='web' is invalid: use a port number 1-65535"
     )
+
+
+def test_object_store_settings_reach_delta_rs_arrow_and_spark() -> None:
+    settings = load_settings(
+        {
+            "SCM_LAKE": "s3://scm-data/lake/",
+            "SCM_S3_ENDPOINT": "http://127.0.0.1:9000",
+            "SCM_S3_ACCESS_KEY_ID": "key",
+            "SCM_S3_SECRET_ACCESS_KEY": "secret",
+        }
+    )
+    assert settings.lake == "s3://scm-data/lake"
+    assert settings.object_store.environment() == {
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+    spark = settings.object_store.hadoop_options()
+    assert spark["spark.hadoop.fs.s3.impl"] == "org.apache.hadoop.fs.s3a.S3AFileSystem"
+    assert spark["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert spark["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert spark["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert spark["spark.hadoop.fs.s3a.access.key"] == "key"
+    assert spark["spark.hadoop.fs.s3a.secret.key"] == "secret"
+
+
+def test_amazon_s3_needs_no_endpoint_or_keys() -> None:
+    """Unset, the AWS SDK's own chain (variables, profiles, instance roles) applies."""
+    store = load_settings({"SCM_LAKE": "s3://scm-data/lake", "SCM_S3_REGION": "eu-west-1"})
+    assert store.object_store.environment() == {
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    options = store.object_store.hadoop_options()
+    assert "spark.hadoop.fs.s3a.endpoint" not in options
+    assert "spark.hadoop.fs.s3a.access.key" not in options

@@ -1,13 +1,16 @@
-"""The Spark standalone cluster: ``scm cluster up`` starts a master and a worker beside the
-Kafka cluster, and streaming ingest and the Spark engine of ``scm refresh`` run on it.
+"""The cluster profile end to end: ``scm cluster up`` starts a Spark master and worker and an
+S3 object store beside the Kafka cluster; streaming ingest and the Spark engine of
+``scm refresh`` run on the Spark cluster, and the lake lives in the object store.
 
-One test goes the way a user does: ``scm cluster up``, export what it prints, ``scm simulate``,
-``scm ingest --once`` (a broker killed while it runs), ``SCM_ENGINE=spark scm refresh``,
-``scm cluster down``. The master's
-JSON view must list both applications as finished, and their executors' logs (in the
-worker's folder) must show tasks run there; bronze must hold every Kafka message exactly
-once, gold must equal what the DuckDB engine computes from the same lake, and ``scm sql`` and
-a dashboard page read it as any lake. Afterwards no process of the cluster may be left.
+One test goes the way a user does: ``scm cluster up``, export what it prints (the lake is
+``s3://…``), ``scm simulate``, ``scm ingest --once`` (a broker killed while it runs),
+``SCM_ENGINE=spark scm refresh``, ``SCM_ENGINE=duckdb scm refresh --full``, ``scm cluster
+down``. The master's JSON view must list the applications as finished, and their executors'
+logs (in the worker's folder) must show tasks run there; bronze must hold every Kafka message
+exactly once, gold must equal the independent reading of kpis.md (``tests.kpi_reference``)
+whichever engine wrote it, the files must be in the store's bucket, and ``scm sql`` and a
+dashboard page read it as any lake. Afterwards no process of the
+cluster may be left.
 """
 
 from __future__ import annotations
@@ -35,15 +38,16 @@ from scm.errors import ScmError
 from scm.lake import Lake
 from scm.settings import load_settings
 from scm.spark_cluster import SparkCluster
+from simulator.world import build_world, master_data
+from tests import kpi_reference
 from tests.conftest import _free_port
-from transforms.duckdb_engine import DuckDBEngine
-from transforms.gold import GOLD_TABLES, as_of_date
-from transforms.testing import same_rows
+from tests.test_refresh_end_to_end import mismatches
 
 SCM = [sys.executable, "-m", "scm.cli"]
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards" / "app_pages"
-SIMULATION = ["--days", "3", "--orders-per-day", "8", "--seed", "17", "--start", "2026-02-02",
-              "--malformed-fraction", "0"]  # fmt: skip
+SEED = 17
+SIMULATION = ["--days", "3", "--orders-per-day", "8", "--seed", str(SEED), "--start",
+              "2026-02-02", "--malformed-fraction", "0"]  # fmt: skip
 
 
 def _cluster_processes(state: Path) -> list[str]:
@@ -142,6 +146,27 @@ def _bronze(lake: Lake) -> list[dict[str, Any]]:
     return rows
 
 
+def _reference(events: list[dict[str, Any]]) -> kpi_reference.Reference:
+    """kpis.md read independently, from the simulated events and the products they name."""
+    header, *rows = master_data(build_world(SEED))["products.csv"]
+    products = {
+        row[header.index("sku")]: kpi_reference.Product(
+            category=row[header.index("category")],
+            unit_cost=kpi_reference.money(row[header.index("unit_cost")]),
+        )
+        for row in rows
+    }
+    return kpi_reference.compute(events, products)
+
+
+def _gold_mismatches(lake: Lake, reference: kpi_reference.Reference) -> list[str]:
+    problems = []
+    for name, expected in reference.gold.items():
+        written = DeltaTable(lake.gold(name)).to_pyarrow_table().to_pylist()
+        problems += mismatches(name, expected, written)
+    return problems
+
+
 def test_a_taken_master_port_is_refused_in_one_line_before_anything_starts(
     tmp_path: Path,
 ) -> None:
@@ -166,24 +191,32 @@ def test_missing_java_is_reported_in_one_line(
         SparkCluster(load_settings({"SCM_STATE": str(tmp_path)})).start()
 
 
-# A cold Kafka cluster, a Spark cluster and two Spark applications on a shared 2-core machine.
+# A cold Kafka cluster, a Spark cluster, an object store and three Spark applications on a
+# shared 2-core machine.
 @pytest.mark.cluster
 @pytest.mark.timeout(900)
-def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
+def test_the_cluster_profile_runs_ingest_and_both_engines_over_an_s3_lake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state, lake = tmp_path / "state", Lake.at(str(tmp_path / "lake"))
+    state, lake = tmp_path / "state", Lake.at("s3://scm-e2e/lake")
     ports: set[int] = set()
-    while len(ports) < 4:
+    while len(ports) < 5:
         ports.add(_free_port())
-    kafka_ports, spark_port = sorted(ports)[:3], sorted(ports)[3]
+    kafka_ports, (spark_port, s3_port) = sorted(ports)[:3], sorted(ports)[3:]
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
         "SCM_STATE": str(state),
         "SCM_LAKE": lake.root,
         "SCM_KAFKA_BOOTSTRAP": ",".join(f"127.0.0.1:{port}" for port in kafka_ports),
         "SCM_SPARK_MASTER": f"spark://127.0.0.1:{spark_port}",
+        "SCM_S3_ENDPOINT": f"http://127.0.0.1:{s3_port}",
+        "SCM_S3_ACCESS_KEY_ID": "e2e",
+        "SCM_S3_SECRET_ACCESS_KEY": "e2e-secret",
     }
+    # This process reads the lake with delta-rs as the commands do: the store's address and
+    # keys as the AWS SDK's variables (restored when the test ends).
+    for name, value in load_settings(env).object_store.environment().items():
+        monkeypatch.setenv(name, value)
     up = subprocess.Popen(
         [*SCM, "cluster", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -191,10 +224,14 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
         assert up.stdout is not None and up.stderr is not None
         ready = up.stdout.readline()
         assert ready, up.stderr.read()
-        exports = dict(re.findall(r"(SCM_[A-Z_]+)=(\S+)", ready))
+        exports = dict(re.findall(r"(SCM_[A-Z0-9_]+)=(\S+?)[,;)]?(?:\s|$)", ready))
         assert exports == {
             "SCM_KAFKA_BOOTSTRAP": env["SCM_KAFKA_BOOTSTRAP"],
             "SCM_SPARK_MASTER": env["SCM_SPARK_MASTER"],
+            "SCM_S3_ENDPOINT": env["SCM_S3_ENDPOINT"],
+            "SCM_S3_ACCESS_KEY_ID": "e2e",
+            "SCM_S3_SECRET_ACCESS_KEY": "e2e-secret",
+            "SCM_LAKE": lake.root,  # its bucket made by `cluster up`
         }
         web_ui = re.findall(r"web UI (http://\S+),", ready)[0]
         master = _master_state(web_ui)
@@ -238,19 +275,21 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
                 f"no task of {name} ran on an executor of the worker"
             )
 
-        duckdb = DuckDBEngine(load_settings({"SCM_LAKE": lake.root}), lake)
-        try:
-            as_of = as_of_date(duckdb)
-            assert as_of is not None
-            compared = 0
-            for name, table in GOLD_TABLES.items():
-                written = DeltaTable(lake.gold(name)).to_pyarrow_table().to_pylist()
-                expected = duckdb.gold_rows(table, None, as_of).to_pylist()
-                assert same_rows(written, expected), f"gold/{name} differs from DuckDB's"
-                compared += bool(expected)
-            assert compared >= 5, "the simulated lake must give most gold tables rows"
-        finally:
-            duckdb.close()
+        # Gold as kpis.md defines it, written by Spark on the cluster, then by DuckDB and
+        # delta-rs in this machine's process; both read and write the same s3:// tables.
+        reference = _reference(events)
+        assert sum(bool(rows) for rows in reference.gold.values()) >= 5
+        assert _gold_mismatches(lake, reference) == [], "Spark's gold differs from kpis.md"
+        versions = {name: DeltaTable(lake.gold(name)).version() for name in reference.gold}
+        _scm("refresh", "--full", env={**env, "SCM_ENGINE": "duckdb"})
+        assert all(DeltaTable(lake.gold(n)).version() > v for n, v in versions.items())
+        assert _gold_mismatches(lake, reference) == [], "DuckDB's gold differs from kpis.md"
+
+        # The lake is in the store's bucket.
+        bucket = state / "object-store" / "data" / "scm-e2e" / "lake"
+        assert {"bronze", "silver", "gold", "_checkpoints", "landing"} <= {
+            entry.name for entry in bucket.iterdir()
+        }
 
         # Analysts read the lake the cluster built as any other: `scm sql` and a dashboard.
         details = DeltaTable(lake.gold("order_line_fulfilment")).to_pyarrow_table().num_rows
@@ -265,7 +304,7 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
         down = subprocess.run(
             [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=120
         )
-        stopped = "Kafka and Spark cluster stopped\n"
+        stopped = "Kafka, Spark and object store stopped\n"
         assert (down.returncode, down.stdout) == (0, stopped), down.stderr
         assert up.wait(timeout=10) == 0
     finally:
@@ -274,3 +313,4 @@ def test_ingest_and_the_spark_engine_run_on_the_standalone_cluster(
             up.wait()
     assert _cluster_processes(state) == []
     assert not list((state / "spark-cluster").glob("*.pid"))
+    assert not list((state / "object-store").glob("*.pid"))

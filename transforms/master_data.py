@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
+from scm import storage
 from scm.contracts import (
     MASTER_FILES,
     MONEY_PRECISION,
@@ -87,24 +87,17 @@ def load_master_data(lake: Lake, *, force: bool = False) -> list[MasterLoad]:
     pending: list[tuple[MasterFile, pa.Table, Fingerprint]] = []
     loads: dict[str, MasterLoad] = {}
     for master in MASTER_FILES.values():
-        path = os.path.join(lake.landing, master.file_name)
-        if not os.path.isfile(path):
+        path = f"{lake.landing}/{master.file_name}"
+        identity = storage.mtime_ns_and_size(path)
+        if identity is None:
             loads[master.entity] = MasterLoad(master.entity, "missing")
             continue
         recorded = _recorded_fingerprint(lake.bronze(master.entity))
-        stat = os.stat(path)
-        if (
-            not force
-            and recorded is not None
-            and (recorded.mtime_ns, recorded.size) == (stat.st_mtime_ns, stat.st_size)
-        ):
+        if not force and recorded is not None and (recorded.mtime_ns, recorded.size) == identity:
             loads[master.entity] = MasterLoad(master.entity, "unchanged")
             continue
-        with open(path, "rb") as handle:
-            content = handle.read()
-        fingerprint = Fingerprint(
-            stat.st_mtime_ns, stat.st_size, hashlib.sha256(content).hexdigest()
-        )
+        content = storage.read_bytes(path)
+        fingerprint = Fingerprint(*identity, hashlib.sha256(content).hexdigest())
         if not force and recorded is not None and recorded.sha256 == fingerprint.sha256:
             loads[master.entity] = MasterLoad(master.entity, "unchanged")
             continue

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from scm.errors import ScmError
 from scm.lake import Lake
-from scm.lake_lock import LakeBusy, LakeLock
+from scm.lake_lock import RefreshLock
 from scm.settings import Settings
 from transforms.engine import Engine, open_engine
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
@@ -44,18 +44,6 @@ if TYPE_CHECKING:
 
 STATE_TABLE = "refresh_state"
 _STATE_KEY = "scm.refresh"
-
-
-class RefreshAlreadyRunning(LakeBusy):
-    """Another refresh (a CLI refresh or a Dagster silver or gold step) holds the lake."""
-
-
-class RefreshLock(LakeLock):
-    """Held by ``scm refresh`` and by the Dagster silver and gold steps while they write."""
-
-    name = "refresh"
-    busy = RefreshAlreadyRunning
-    advice = "wait for it to finish"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""The lake's plain files through one Arrow filesystem: a local folder or an S3 bucket.
+
+Delta tables are read and written by delta-rs and Spark, which reach the store on their own.
+This module serves the few needs around them that are about files: listing the tables of a
+layer, a table's newest commit, the landing CSV files, and DuckDB's reads of the Parquet
+files of an object-store snapshot. The S3 client is configured by the AWS SDK's variables,
+which :func:`scm.settings.load_settings` exports from ``SCM_S3_*``, so Arrow, delta-rs and
+DuckDB reach the same store with the same keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+from fsspec.implementations.arrow import ArrowFSWrapper
+
+
+def is_object_store(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+@functools.cache
+def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+    """One client per endpoint; keys come from the AWS SDK's chain (``AWS_*`` variables)."""
+    options: dict[str, str] = {}
+    if endpoint:
+        parsed = urlparse(endpoint)
+        options = {"endpoint_override": parsed.netloc, "scheme": parsed.scheme or "https"}
+    return pafs.S3FileSystem(region=region or "us-east-1", **options)  # type: ignore[arg-type]
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem holding ``path`` and the path inside it (``bucket/key`` on S3)."""
+    if not is_object_store(path):
+        return pafs.LocalFileSystem(), path.removeprefix("file://")
+    parsed = urlparse(path)
+    if parsed.scheme not in ("s3", "s3a"):
+        raise ValueError(f"{path}: only s3:// object stores are supported")
+    store = _s3(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+    return store, f"{parsed.netloc}{parsed.path}".rstrip("/")
+
+
+def _info(path: str) -> pafs.FileInfo:
+    store, inner = filesystem(path)
+    return store.get_file_info(inner)
+
+
+# Local paths take the plain system calls: these run before every dashboard query.
+
+
+def exists(path: str) -> bool:
+    if not is_object_store(path):
+        return os.path.exists(path)
+    return _info(path).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    if not is_object_store(path):
+        return os.path.isdir(path)
+    return _info(path).type == pafs.FileType.Directory
+
+
+def modified_at(path: str) -> float | None:
+    """Seconds since the epoch of the file's last write, None when it does not exist."""
+    if not is_object_store(path):
+        return os.stat(path).st_mtime if os.path.exists(path) else None
+    found = _info(path)
+    if found.type == pafs.FileType.NotFound or found.mtime is None:
+        return None
+    return found.mtime.timestamp()
+
+
+def mtime_ns_and_size(path: str) -> tuple[int, int] | None:
+    """A file's identity for a cheap has-it-changed check; None when it is not a file."""
+    if not is_object_store(path):
+        if not os.path.isfile(path):
+            return None
+        stat = os.stat(path)
+        return stat.st_mtime_ns, stat.st_size
+    found = _info(path)
+    if found.type != pafs.FileType.File:
+        return None
+    return int(found.mtime_ns or 0), int(found.size or 0)
+
+
+def children(path: str) -> list[str]:
+    """Base names of what is directly under ``path`` (none when it does not exist)."""
+    if not is_object_store(path):
+        return os.listdir(path) if os.path.isdir(path) else []
+    store, inner = filesystem(path)
+    selector = pafs.FileSelector(inner, allow_not_found=True, recursive=False)
+    return [entry.base_name for entry in store.get_file_info(selector)]
+
+
+def read_bytes(path: str) -> bytes:
+    store, inner = filesystem(path)
+    with store.open_input_stream(inner) as stream:
+        return bytes(stream.read())
+
+
+class DuckDBObjectStore(ArrowFSWrapper):
+    """The lake's S3 store as a filesystem DuckDB reads ``s3://`` paths through.
+
+    DuckDB's own S3 support is an extension that is downloaded at run time; this serves the
+    same paths through Arrow's S3 client, in the process, and DuckDB's access rules
+    (``allowed_directories``) still apply to them.
+    """
+
+    protocol = "s3"
+
+    def __init__(self) -> None:
+        store = _s3(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
+        super().__init__(store)
