@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an external Kafka (e.g. `scm cluster up`) instead of an embedded broker per size;"
         " run one size against it",
     )  # fmt: skip
+    parser.add_argument(
+        "--lake-root", default=None, metavar="URI",
+        help="put the lakes under this folder or s3:// prefix (with SCM_S3_* set), e.g. the"
+        " object store of `scm cluster up`",
+    )  # fmt: skip
     return parser
 
 
@@ -104,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = BenchOptions(
         sizes=args.sizes, only=args.only, results_dir=args.results_dir, work_dir=args.work_dir,
         keep_work=args.keep, spark_master=args.spark_master, kafka_bootstrap=args.kafka_bootstrap,
+        lake_root=args.lake_root,
         demo_size=None if args.demo_size == "none" else args.demo_size, until=args.until,
         spark_conf=dict(args.spark_conf),
     )  # fmt: skip

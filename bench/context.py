@@ -56,14 +56,20 @@ class SizeContext:
     bootstrap: str
     spark: SparkHolder
     workload: Workload | None = None
+    lake_root: str | None = None  # an object-store prefix instead of the work folder
     main_lake_ready: bool = False
     gold_ready: bool = False
     notes: list[str] = field(default_factory=list)
 
     def environment(self, name: str) -> dict[str, str]:
         """``SCM_*`` variables of the path ``name`` (its own lake and state)."""
+        lake = str(self.work / name / "lake")
+        if self.lake_root:
+            lake = f"{self.lake_root}/{self.size.name}-{name}"
+        store = {key: value for key, value in os.environ.items() if key.startswith("SCM_S3_")}
         return {
-            "SCM_LAKE": str(self.work / name / "lake"),
+            **store,
+            "SCM_LAKE": lake,
             "SCM_STATE": str(self.work / name / "state"),
             "SCM_KAFKA_BOOTSTRAP": self.bootstrap,
             "SCM_SPARK_MASTER": self.spark.master,

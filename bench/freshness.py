@@ -24,6 +24,7 @@ from bench.memory import wait_for
 from bench.progress import from_spark_json, per_query
 from bench.workload import producer_config
 from scm.lake import Lake
+from scm.storage import filesystem
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -137,7 +138,10 @@ def _watch_bronze(lake: Lake, markers: Markers, stop: threading.Event) -> None:
         now = time.time()
         for file in new:
             try:
-                rows = pq.read_table(file, columns=["_partition", "_offset"]).to_pylist()
+                store, inner = filesystem(file)
+                rows = pq.read_table(
+                    inner, columns=["_partition", "_offset"], filesystem=store
+                ).to_pylist()
             except Exception:
                 continue
             with markers.lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from scm.lake import BRONZE_ENTITIES, Lake
@@ -13,16 +12,17 @@ def table_stats(path: str) -> dict[str, Any] | None:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    if not os.path.isdir(os.path.join(path, "_delta_log")):
+    from scm import storage
+
+    log = f"{path}/_delta_log"
+    if not storage.is_dir(log):
         return None
     table = DeltaTable(path)
     actions = pa.table(table.get_add_actions(flatten=True))
     files = actions.num_rows
     size = sum(value or 0 for value in actions.column("size_bytes").to_pylist()) if files else 0
     rows = sum(value or 0 for value in actions.column("num_records").to_pylist()) if files else 0
-    commits = len(
-        [name for name in os.listdir(os.path.join(path, "_delta_log")) if name.endswith(".json")]
-    )
+    commits = len([name for name in storage.children(log) if name.endswith(".json")])
     return {
         "version": table.version(),
         "rows": rows,

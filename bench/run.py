@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class BenchOptions:
     # An external Kafka (e.g. `scm cluster up`'s three brokers) instead of one embedded broker
     # per size; its topics keep what earlier sizes produced, so run one size against it.
     kafka_bootstrap: str | None = None
+    # Where the lakes go (e.g. `s3://bucket/bench` in `scm cluster up`'s object store, with
+    # SCM_S3_* set); None: folders in the work folder.
+    lake_root: str | None = None
     demo_size: str | None = "small"  # scm demo runs once, at this size (None: never)
     until: dt.datetime | None = None  # no measure starts after this time
     # Extra Spark settings for every Spark process of the run (an experiment's "after").
@@ -223,7 +226,9 @@ def _run_size(options: BenchOptions, size: Size, results: dict[str, Any], spark:
         {"SCM_STATE": str(work / "broker"), "SCM_KAFKA_BOOTSTRAP": bootstrap,
          "SCM_SETTINGS_FILE": str(empty_settings_file(work))}
     )  # fmt: skip
-    context = SizeContext(size=size, work=work, bootstrap=bootstrap, spark=spark)
+    context = SizeContext(
+        size=size, work=work, bootstrap=bootstrap, spark=spark, lake_root=options.lake_root
+    )
     needs_lake = only & {"ingest", "freshness", "refresh", "dashboard", "memory"}
     broker = nullcontext() if options.kafka_bootstrap else EmbeddedBroker(broker_settings)
     with broker:
@@ -307,6 +312,8 @@ def _run_demo(
 def run_bench(options: BenchOptions) -> tuple[dict[str, Any], Path]:
     """Run every selected measure at every size; write the JSON; return it and its path."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    if options.lake_root:  # a prefix of this run's own: no lake of an earlier run is reused
+        options = replace(options, lake_root=f"{options.lake_root.rstrip('/')}/{stamp}")
     results: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
@@ -315,6 +322,7 @@ def run_bench(options: BenchOptions) -> tuple[dict[str, Any], Path]:
         "uptime_at_start": _uptime(),
         "spark_master": options.spark_master,
         "kafka_bootstrap": options.kafka_bootstrap or "one embedded broker per size",
+        "lake_root": options.lake_root or "folders in the work folder",
         "sizes": [vars(size) for size in options.sizes],
         "measures": {name: {} for name in MEASURES if name in options.only},
         "work_by_size": {},
@@ -322,6 +330,11 @@ def run_bench(options: BenchOptions) -> tuple[dict[str, Any], Path]:
         "deadline_epoch": options.until.timestamp() if options.until else None,
         "finished_at": None,
     }
+    if options.lake_root and options.lake_root.startswith("s3://"):
+        # This process's delta-rs and Arrow reach the store as the commands do.
+        os.environ.update(
+            load_settings({**os.environ, "SCM_LAKE": options.lake_root}).object_store.environment()
+        )
     if options.spark_conf:
         # spark-submit reads this in every process that starts a JVM: the bench's own
         # session, `scm ingest`, `scm demo` and its children.
