@@ -194,7 +194,7 @@ def test_missing_java_is_reported_in_one_line(
 # A cold Kafka cluster, a Spark cluster, an object store and three Spark applications on a
 # shared 2-core machine.
 @pytest.mark.cluster
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)
 def test_the_cluster_profile_runs_ingest_and_both_engines_over_an_s3_lake(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
