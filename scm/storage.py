@@ -22,13 +22,25 @@ def is_object_store(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+_CLIENT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def _s3() -> pafs.S3FileSystem:
+    """The S3 client of the AWS SDK's variables now (keys unset: the SDK's own chain)."""
+    return _s3_client(*(os.environ.get(name) for name in _CLIENT_VARIABLES))
+
+
 @functools.cache
-def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
-    """One client per endpoint; keys come from the AWS SDK's chain (``AWS_*`` variables)."""
+def _s3_client(
+    endpoint: str | None, region: str | None, key: str | None, secret: str | None
+) -> pafs.S3FileSystem:
+    """One client per store and key pair (made once: each is a connection pool)."""
     options: dict[str, str] = {}
     if endpoint:
         parsed = urlparse(endpoint)
         options = {"endpoint_override": parsed.netloc, "scheme": parsed.scheme or "https"}
+    if key and secret:
+        options.update(access_key=key, secret_key=secret)
     return pafs.S3FileSystem(region=region or "us-east-1", **options)  # type: ignore[arg-type]
 
 
@@ -39,8 +51,7 @@ def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     parsed = urlparse(path)
     if parsed.scheme not in ("s3", "s3a"):
         raise ValueError(f"{path}: only s3:// object stores are supported")
-    store = _s3(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
-    return store, f"{parsed.netloc}{parsed.path}".rstrip("/")
+    return _s3(), f"{parsed.netloc}{parsed.path}".rstrip("/")
 
 
 def _info(path: str) -> pafs.FileInfo:
@@ -112,5 +123,4 @@ class DuckDBObjectStore(ArrowFSWrapper):
     protocol = "s3"
 
     def __init__(self) -> None:
-        store = _s3(os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION"))
-        super().__init__(store)
+        super().__init__(_s3())
