@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from scm.lake import Lake
-from scm.settings import Settings, load_settings
+from scm.settings import Settings, export_object_store, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,7 +39,9 @@ class ScmSettings(dg.ConfigurableResource):  # type: ignore[type-arg]
         environment = {**os.environ, **self.overrides}
         if self.kafka_sasl_password:
             environment[SASL_PASSWORD_VARIABLE] = self.kafka_sasl_password
-        return load_settings(environment)
+        settings = load_settings(environment)
+        export_object_store(settings)  # the run's delta-rs and Arrow reach an s3:// lake too
+        return settings
 
     def lake(self) -> Lake:
         return Lake.at(self.load().lake)

@@ -221,9 +221,9 @@ def _ingest_options(env: Mapping[str, str]) -> IngestOptions:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``env`` (default: the process environment) and validate them.
 
-    Read from the process environment, an object-store lake's ``SCM_S3_*`` settings are also
-    exported as the AWS SDK's variables, so that every S3 client of this process (delta-rs,
-    Arrow) reaches the same store with the same keys.
+    Read from the process environment, they are the process's settings: an object-store
+    lake's ``SCM_S3_*`` are also exported (:func:`export_object_store`), so that every S3
+    client of this process reaches the same store with the same keys.
     """
     environ = dict(os.environ if env is None else env)
     settings_file = Path(environ.get("SCM_SETTINGS_FILE", "scm.env"))
@@ -277,9 +277,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         streamlit_port=_port(environ, "SCM_STREAMLIT_PORT", 8501),
         object_store=_object_store(environ),
     )
-    if env is None and settings.lake.startswith("s3://"):
-        os.environ.update(settings.object_store.environment())
+    if env is None:
+        export_object_store(settings)
     return settings
+
+
+def export_object_store(settings: Settings) -> None:
+    """Give this process's S3 clients (delta-rs, Arrow) the store of an ``s3://`` lake, as the
+    AWS SDK's variables; Spark gets it in its session's options instead."""
+    if settings.lake.startswith("s3://"):
+        os.environ.update(settings.object_store.environment())
 
 
 _OBJECT_STORE_LAKE = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/[^/].*)?$")

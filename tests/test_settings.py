@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,23 @@ def test_amazon_s3_needs_no_endpoint_or_keys() -> None:
     options = store.object_store.hadoop_options()
     assert "spark.hadoop.fs.s3a.endpoint" not in options
     assert "spark.hadoop.fs.s3a.access.key" not in options
+
+
+def test_a_dagster_run_exports_the_store_of_an_s3_lake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster layers its overrides on the environment; its delta-rs must still find the
+    store (the AWS SDK's variables), as a command's does."""
+    from orchestration.resources import ScmSettings
+
+    exported = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                "AWS_DEFAULT_REGION", "AWS_ALLOW_HTTP")  # fmt: skip
+    for name in exported:  # each restored as it was when the test ends
+        monkeypatch.delenv(name, raising=False)
+    overrides = {
+        "SCM_LAKE": "s3://scm-data/lake",
+        "SCM_S3_ENDPOINT": "http://127.0.0.1:9000",
+        "SCM_S3_ACCESS_KEY_ID": "dagster-key",
+        "SCM_S3_SECRET_ACCESS_KEY": "dagster-secret",
+    }
+    assert ScmSettings(overrides=overrides).load().lake == "s3://scm-data/lake"
+    assert os.environ["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert os.environ["AWS_ACCESS_KEY_ID"] == "dagster-key"
