@@ -14,25 +14,6 @@ import pytest
 from scm.contracts import ALERTS_TOPIC
 from scm.settings import Settings, load_settings
 
-# The longest modules, longest first (their durations in a full run). `make test` gives each
-# worker whole modules (--dist loadfile) in collection order, so a long module collected
-# late would run alone at the end of the run; collected first, it runs beside the others.
-_LONGEST_MODULES = (
-    "test_refresh_end_to_end.py",
-    "test_spark_cluster.py",
-    "test_ingest_recovery.py",
-    "test_bench_smoke.py",
-    "test_orchestration.py",
-    "test_refresh_faults.py",
-    "test_demo.py",
-    "test_ingest.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: place for place, name in enumerate(_LONGEST_MODULES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept
-
 
 def _free_port() -> int:
     with socket.socket() as probe:

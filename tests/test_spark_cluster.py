@@ -67,7 +67,7 @@ def _cluster_processes(state: Path) -> list[str]:
     return found
 
 
-def _scm(*arguments: str, env: dict[str, str], timeout: float = 600) -> str:
+def _scm(*arguments: str, env: dict[str, str], timeout: float = 1200) -> str:
     result = subprocess.run(
         [*SCM, *arguments], env=env, capture_output=True, text=True, timeout=timeout
     )
