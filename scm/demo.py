@@ -2,8 +2,9 @@
 
 Order: the embedded broker; a simulated history (first run only); ``scm refresh``; then,
 side by side, continuous ingest, a live simulator, the Dagster UI and Streamlit. Ctrl-C
-stops every child (each runs in its own process group, so their own children go too). A
-second run reuses the broker data and the lake.
+stops every child (each runs in its own process group, so their own children go too); if
+``scm demo`` itself is killed, each child gets SIGTERM from the kernel and stops the same
+way. A second run reuses the broker data and the lake.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scm.errors import ScmError
+from scm.processes import die_with_parent
 from scm.settings import Settings
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +36,7 @@ class Supervisor:
         log = open(self.logs / f"demo-{name}.log", "ab")  # noqa: SIM115 - the child owns it
         child = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
         log.close()
         self.children.append((name, child))

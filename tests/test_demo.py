@@ -91,3 +91,25 @@ def test_demo_serves_dagster_and_dashboards_then_stops_cleanly(tmp_path: Path) -
     time.sleep(1)
     left = [pid for pid in started if _alive(pid)]
     assert left == [], f"processes left running: {left}"
+
+
+def test_the_children_of_a_killed_demo_stop_with_it(tmp_path: Path) -> None:
+    """``kill -9`` of ``scm demo`` leaves no ingest, simulator or UI running on its own."""
+    supervise = (
+        "import sys, time\nfrom pathlib import Path\nfrom scm.demo import Supervisor\n"
+        "child = Supervisor(Path(sys.argv[1])).start(\n"
+        "    'sleeper', [sys.executable, '-c', 'import time; time.sleep(120)'], {})\n"
+        "print(child.pid, flush=True)\ntime.sleep(120)\n"
+    )
+    demo = subprocess.Popen(
+        [sys.executable, "-c", supervise, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert demo.stdout is not None
+    child = int(demo.stdout.readline())
+    assert _alive(child)
+    demo.kill()
+    demo.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child)
