@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlparse
 
 from scm.errors import ScmError
-from scm.processes import die_with_parent, find_java, port_free
+from scm.processes import die_with_parent, find_java, first_error_in_log, port_free
 from scm.settings import Settings
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ class ObjectStoreServer:
         if self.process is not None and self.process.poll() is not None:
             raise ScmError(
                 f"the object store exited with code {self.process.returncode}"
-                f"{_first_error(self.log_file, self._log_start)}: see {self.log_file}"
+                f"{first_error_in_log(self.log_file, self._log_start)}: see {self.log_file}"
             )
 
     @property
@@ -348,17 +348,3 @@ def stop_leftover_object_store(folder: Path, timeout: float = _STOP_TIMEOUT_SECO
                 os.kill(pid, signal.SIGKILL)
     (folder / "s3proxy.pid").unlink(missing_ok=True)
     return int(pid is not None)
-
-
-def _first_error(log_file: Path, start: int) -> str:
-    """``": <first exception line>"`` of the log from byte ``start``, or nothing."""
-    try:
-        with log_file.open("rb") as log:
-            log.seek(start)
-            lines = log.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in lines:
-        if "Exception" in line or "Error" in line:
-            return f": {line.strip()[:200]}"
-    return ""

@@ -49,3 +49,17 @@ def die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def first_error_in_log(log_file: Path, start: int) -> str:
+    """``": <first exception line>"`` of a child's log from byte ``start``, or nothing."""
+    try:
+        with log_file.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        if "Exception" in line or "Error" in line:
+            return f": {line.strip()[:200]}"
+    return ""

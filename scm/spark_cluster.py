@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from scm.errors import ScmError
-from scm.processes import die_with_parent, find_java, free_port, port_free
+from scm.processes import die_with_parent, find_java, first_error_in_log, free_port, port_free
 from scm.settings import Settings
 
 HOST = "127.0.0.1"
@@ -96,7 +96,7 @@ class SparkDaemon:
         if self.process is not None and self.process.poll() is not None:
             raise ScmError(
                 f"the Spark {self.label} exited with code {self.process.returncode}"
-                f"{_first_error(self.log_file, self.log_start)}: see {self.log_file}"
+                f"{first_error_in_log(self.log_file, self.log_start)}: see {self.log_file}"
             )
 
     def stop(self, timeout: float = _STOP_TIMEOUT_SECONDS) -> None:
@@ -268,17 +268,3 @@ def stop_leftover_daemons(folder: Path, timeout: float = _STOP_TIMEOUT_SECONDS) 
     for label in ("worker", "master"):
         (folder / f"{label}.pid").unlink(missing_ok=True)
     return len(pids)
-
-
-def _first_error(log_file: Path, start: int) -> str:
-    """``": <first exception line>"`` of a daemon's log from byte ``start``, or nothing."""
-    try:
-        with log_file.open("rb") as log:
-            log.seek(start)
-            lines = log.read().decode(errors="replace").splitlines()
-    except OSError:
-        return ""
-    for line in lines:
-        if "Exception" in line or "Error" in line:
-            return f": {line.strip()[:200]}"
-    return ""
