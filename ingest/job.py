@@ -145,6 +145,7 @@ class IngestRun:
                 except Exception as error:
                     log.warning("query %s did not stop cleanly: %s", query.name, error)
                 self._flush_progress()
+                self.progress.wait_for_termination(str(query.id))
         finally:
             try:
                 self.spark.streams.removeListener(self.progress)

@@ -85,6 +85,7 @@ class ProgressLog(StreamingQueryListener):
         self._labels: dict[str, str] = {}
         self._counts: dict[tuple[str, int], dict[str, Any]] = {}
         self._last_batch: dict[str, int] = {}
+        self._terminated: set[str] = set()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -109,6 +110,21 @@ class ProgressLog(StreamingQueryListener):
             if seen is not None and seen >= batch_id:
                 return
             time.sleep(0.05)
+
+    def wait_for_termination(self, query_id: str, timeout: float = 5.0) -> bool:
+        """Wait until Spark has told this listener that the query ended.
+
+        The event arrives asynchronously after ``query.stop()`` returns; a process that
+        exits before it arrives leaves the JVM calling back into a closed gateway, which
+        prints a py4j stack trace on the user's terminal.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if str(query_id) in self._terminated:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def record(self, progress: Mapping[str, Any]) -> dict[str, Any] | None:
         """Write one progress record; returns it (None for unwatched or idle batches)."""
@@ -143,4 +159,5 @@ class ProgressLog(StreamingQueryListener):
         pass
 
     def onQueryTerminated(self, event: Any) -> None:
-        pass
+        with self._lock:
+            self._terminated.add(str(event.id))
