@@ -1,5 +1,6 @@
 """The bronze sink: one micro-batch of all ``scm.*`` topics → bronze tables + quarantine,
-then the inventory position of the keys it touched (:mod:`ingest.inventory_position`).
+and, at the same time, the inventory position of the keys it touched
+(:mod:`ingest.inventory_position`).
 
 Exactly-once: Spark replays a micro-batch whose offsets were planned but whose commit was
 not recorded in the checkpoint, and only such a batch: a batch id no newer than the newest
@@ -15,14 +16,17 @@ append, costed three state-reconstruction jobs per table per batch.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
+from pyspark.util import inheritable_thread_target
 
 from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
 from ingest.validation import validate
@@ -40,6 +44,14 @@ ROWS_PER_TASK = 50_000
 # Commits read back for a replay check before falling back to the whole history.
 _RECENT_COMMITS = 20
 
+T = TypeVar("T")
+
+# Delta writes a checkpoint synchronously after every ``checkpointInterval``-th commit (10
+# by default): with a commit per topic per micro-batch, that was a checkpoint in most
+# batches, 1-1.5 s each. Readers replay at most this many small JSON commits instead, and
+# ``scm maintain`` (nightly) writes a checkpoint off the hot path.
+STREAMED_TABLE_PROPERTIES = {"delta.checkpointInterval": "100"}
+
 
 def create_delta_table(path: str, schema: pa.Schema) -> None:
     """Create an empty Delta table at ``path`` unless one exists (readable before any data).
@@ -50,12 +62,18 @@ def create_delta_table(path: str, schema: pa.Schema) -> None:
     equivalents of the Spark types the sink writes. No auto compaction: Delta runs it
     synchronously after the write, inside the micro-batch; ``scm maintain`` and the nightly
     maintenance schedule compact off the hot path, and ``scm.spark`` turns it off for
-    tables that earlier versions created with it.
+    tables that earlier versions created with it. A table of an older lake gets
+    ``STREAMED_TABLE_PROPERTIES`` here too, in one commit, the first time.
     """
     from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(path):
-        DeltaTable.create(path, schema, mode="ignore")
+        DeltaTable.create(path, schema, mode="ignore", configuration=STREAMED_TABLE_PROPERTIES)
+        return
+    table = DeltaTable(path)
+    configuration = table.metadata().configuration
+    if any(configuration.get(key) != value for key, value in STREAMED_TABLE_PROPERTIES.items()):
+        table.alter.set_table_properties(STREAMED_TABLE_PROPERTIES)
 
 
 def create_bronze_tables(lake: Lake, topics: Iterable[str]) -> None:
@@ -77,6 +95,22 @@ def append_once(
             return
         writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
     writer.save(path)
+
+
+def run_together(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Run a batch's independent writes at once and return their results in order.
+
+    Each is a small Spark job plus a commit whose time is mostly the driver's (planning,
+    log reads and writes), so they overlap even on two cores. Every task finishes before
+    this returns; the first failure is then raised, and Spark replays the batch, whose
+    writes are each idempotent. The threads carry the micro-batch's Spark properties.
+    """
+    if len(tasks) <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(len(tasks), thread_name_prefix="bronze-write") as pool:
+        futures = [pool.submit(inheritable_thread_target(spark)(task)) for task in tasks]
+        wait(futures)
+    return [future.result() for future in futures]
 
 
 def last_batch_written(spark: SparkSession, path: str, app_id: str) -> int:
@@ -189,15 +223,22 @@ class BronzeSink:
                 ]
                 if checked.quarantine is not None:
                     writes.append((checked.quarantine, self.lake.quarantine))
-                for frame, path in writes:
-                    append_once(frame, path, app_id, batch_id, may_be_replay=may_be_replay)
-                # After the append, even when a replay skipped it: the merge may not have
-                # happened before the crash, and recomputing is idempotent.
-                position: dict[str, int] = {}
+                tasks: list[Callable[[], dict[str, int] | None]] = [
+                    functools.partial(
+                        append_once, frame, path, app_id, batch_id, may_be_replay=may_be_replay
+                    )
+                    for frame, path in writes
+                ]
+                # Even when a replay skips the appends: the fold may not have happened
+                # before the crash, and folding the same events again changes nothing.
                 if self.position is not None:
                     inventory = INVENTORY_TOPIC in topics and counts[INVENTORY_TOPIC][0]
                     events = checked.bronze[INVENTORY_TOPIC] if inventory else None
-                    position = self.position.update(batch.sparkSession, events)
+                    tasks.append(
+                        functools.partial(self.position.update, batch.sparkSession, events)
+                    )
+                results = run_together(batch.sparkSession, tasks)
+                position = (results[-1] if self.position is not None else None) or {}
         finally:
             raw.unpersist()
         if self.progress is not None:

@@ -6,7 +6,7 @@ Grain: one row per (``location_id``, ``sku``). Invariant: ``on_hand`` = the late
 ``event_id`` counted once.
 
 The bronze query's micro-batch keeps it current (:class:`InventoryPosition`, called by
-:class:`ingest.bronze_sink.BronzeSink` right after it appended to ``bronze/inventory``).
+:class:`ingest.bronze_sink.BronzeSink` beside its appends, on the same validated rows).
 The (location, sku) keys the batch touches are recomputed, not incremented, which makes
 late and out-of-order events, late snapshots and duplicates converge to the invariant and
 a replayed batch a no-op (same input, same answer, nothing changes). They are recomputed
@@ -23,9 +23,11 @@ batch's inventory rows come to the driver as Arrow (one Spark job), DuckDB folds
 the touched keys' ledger rows and computes their positions, and delta-rs rewrites each
 table in one commit (tens of milliseconds; the Spark jobs and two delta-spark commits this
 replaced cost 4.6–5.8 s a batch). Each batch rewrites the ledger first, then the positions
-that changed. A crash between the bronze append, the ledger write and the position write
-is harmless: the replayed batch skips the append (already committed), finds its events in
-the ledger already (event_ids count once) and still recomputes and writes its keys.
+that changed. A crash at any point of the bronze appends, the ledger write and the position
+write is harmless: the replayed batch skips the appends already committed, finds its events
+in the ledger already (event_ids count once) and still recomputes and writes its keys. So
+the position may briefly count an event whose bronze append is still running or will be
+replayed; it never misses one the batch committed.
 
 Stockout alerts use the table as an outbox: the write that takes a position from > 0 to
 <= 0 stores a deterministic alert id with ``stockout_alert_sent = false``; after the write

@@ -737,6 +737,27 @@ def test_second_ingest_on_the_same_lake_is_refused(tmp_path: Path) -> None:
         assert again.held
 
 
+def test_streamed_tables_checkpoint_off_the_hot_path(tmp_path: Path) -> None:
+    """New bronze tables, and those of an older lake, get a checkpoint every 100 commits
+    instead of Delta's 10, which put a synchronous checkpoint in most micro-batches."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    from ingest.bronze_sink import create_bronze_tables
+    from scm.lake import Lake
+
+    lake = Lake.at(str(tmp_path / "lake"))
+    older = lake.bronze("orders")
+    DeltaTable.create(older, pa.schema([("order_id", pa.string())]))
+    create_bronze_tables(lake, TOPICS)
+    for path in [lake.bronze(topic.entity) for topic in TOPICS.values()] + [lake.quarantine]:
+        configuration = DeltaTable(path).metadata().configuration
+        assert configuration.get("delta.checkpointInterval") == "100", path
+    assert DeltaTable(older).version() == 1  # the older table: one property commit
+    create_bronze_tables(lake, TOPICS)  # a restart changes nothing more
+    assert DeltaTable(older).version() == 1
+
+
 def test_inventory_position_rule() -> None:
     import pyarrow as pa
 
