@@ -31,16 +31,22 @@ def test_sessions_use_the_jars_resolved_at_setup_without_ivy(spark: Any) -> None
 
 
 def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
-    """Ivy's report, log4j's banner and Spark's start-up warnings stay off the terminal."""
+    """Ivy's report, log4j's banner and Spark's start-up warnings stay off the terminal, and
+    so does the heartbeat race Spark logs as an error (SPARK-59451); other errors do not."""
     code = (
         "from scm.settings import load_settings; from scm.spark import spark_session; "
         "s = spark_session(load_settings({'SCM_SPARK_MASTER': 'local[1]'})); "
         f"s.range(3).write.format('delta').save({str(tmp_path / 't')!r}); "
-        f"print(s.read.format('delta').load({str(tmp_path / 't')!r}).count())"
+        f"print(s.read.format('delta').load({str(tmp_path / 't')!r}).count()); "
+        "log = s._jvm.org.apache.logging.log4j.LogManager.getLogger("
+        "'org.apache.spark.util.Utils'); "
+        "log.error('Uncaught exception in thread executor-heartbeater'); "
+        "log.error('Uncaught exception in thread task-result-getter')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
-    assert [line for line in result.stderr.splitlines() if line != _JVM_NOTICE] == []
+    printed = [line[9:] for line in result.stderr.splitlines() if line != _JVM_NOTICE]
+    assert printed == ["ERROR Utils: Uncaught exception in thread task-result-getter"]
