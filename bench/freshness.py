@@ -4,7 +4,8 @@ Marker events (``inventory_snapshot`` of a made-up sku at location ``BENCH-FRESH
 at a fixed rate beside a steady background of replayed simulator events. A marker is
 visible in bronze when its Kafka coordinates (``_partition``, ``_offset``) appear in a new
 file of ``bronze/inventory``, and in the inventory position when its (location, sku) row
-appears in ``silver/inventory_position``.
+appears in ``silver/inventory_position``. Then, on the same warm session, the sustained
+throughput of a running ingest (:mod:`bench.sustained`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bench.context import SizeContext, stop_ingest
 from bench.ingest import progress_capture
 from bench.memory import wait_for
 from bench.progress import from_spark_json, per_query
+from bench.sustained import measure_sustained
 from bench.workload import producer_config
 from scm.lake import Lake
 from scm.storage import filesystem
@@ -265,3 +267,4 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
         missed_position=len(markers.produced_at) - len(markers.in_position),
         spark_progress=per_query(from_spark_json(capture.progress)),
     )
+    result.update(measure_sustained(context))

@@ -67,7 +67,7 @@ def from_spark_json(progress_json: list[str]) -> list[dict[str, Any]]:
     return records
 
 
-def _moment(text: str) -> float:
+def epoch_seconds(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
@@ -81,8 +81,8 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         for phase, millis in record["phases"].items():
             phases[phase] = phases.get(phase, 0) + millis
     timed = [r for r in busy if r.get("timestamp")]
-    starts = [_moment(r["timestamp"]) for r in timed]
-    ends = [_moment(r["timestamp"]) + r["duration_ms"] / 1e3 for r in timed]
+    starts = [epoch_seconds(r["timestamp"]) for r in timed]
+    ends = [epoch_seconds(r["timestamp"]) + r["duration_ms"] / 1e3 for r in timed]
     return {
         "batches": len(busy),
         "queries": sorted({r["query"] for r in busy}),

@@ -15,12 +15,15 @@ class Size:
     freshness_seconds: float = 30.0
     freshness_background_rate: float = 100.0
     freshness_marker_rate: float = 4.0
+    sustained_events: int = 200_000  # the backlog a warm ingest works through
+    sustained_batch_events: int = 20_000  # records per micro-batch: 1 s of the 20k ev/s goal
 
 
 SIZES: dict[str, Size] = {
     "tiny": Size(
         "tiny", days=2, orders_per_day=20, freshness_seconds=8.0,
         freshness_background_rate=20.0, freshness_marker_rate=4.0,
+        sustained_events=2_000, sustained_batch_events=500,
     ),
     "small": Size("small", days=10),
     "medium": Size("medium", days=30),
