@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bench.context import SizeContext, stop_ingest
-from bench.ingest import progress_capture
+from bench.ingest import progress_capture, remove_capture
 from bench.memory import wait_for
 from bench.progress import from_spark_json, per_query
 from bench.sustained import measure_sustained
@@ -235,7 +235,7 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
     finally:
         stop_watch.set()
         stop_ingest(handle)
-        spark.streams.removeListener(capture)
+        remove_capture(spark, capture)
     with markers.lock:
         for coordinates, sku in markers.coordinates.items():
             if sku not in markers.in_bronze and coordinates in markers.bronze_rows_seen:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ def progress_capture() -> Any:
     class ProgressCapture(StreamingQueryListener):
         def __init__(self) -> None:
             self.progress: list[str] = []
+            self.terminated = threading.Event()
 
         def onQueryStarted(self, event: Any) -> None:
             pass
@@ -43,9 +45,16 @@ def progress_capture() -> Any:
             pass
 
         def onQueryTerminated(self, event: Any) -> None:
-            pass
+            self.terminated.set()
 
     return ProgressCapture()
+
+
+def remove_capture(spark: Any, capture: Any, timeout: float = 5.0) -> None:
+    """Remove ``capture`` once it has heard its query end: Spark calls a listener removed
+    before that event arrives through a closed Python callback and logs a py4j trace."""
+    capture.terminated.wait(timeout)
+    spark.streams.removeListener(capture)
 
 
 def ingest_in_process(context: SizeContext, name: str = "spark") -> dict[str, Any]:
@@ -66,9 +75,8 @@ def ingest_in_process(context: SizeContext, name: str = "spark") -> dict[str, An
             handle = start_ingest(spark, settings, once=True)
             await_ingest(handle, INGEST_TIMEOUT_S)
             seconds = time.perf_counter() - started
-        time.sleep(1.0)  # listener events arrive asynchronously
     finally:
-        spark.streams.removeListener(capture)
+        remove_capture(spark, capture)
     progress = summarize(from_spark_json(capture.progress))
     return {
         "seconds": seconds,

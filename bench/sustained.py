@@ -15,11 +15,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 from bench.context import SizeContext, stop_ingest
-from bench.ingest import progress_capture
+from bench.ingest import progress_capture, remove_capture
 from bench.memory import wait_for
 from bench.progress import epoch_seconds, from_spark_json
 from bench.workload import produce
@@ -58,8 +57,7 @@ def measure_sustained(context: SizeContext) -> dict[str, Any]:
         drained = wait_for(lambda: taken() >= len(backlog), timeout=DRAIN_TIMEOUT_S)
     finally:
         stop_ingest(handle)
-        time.sleep(1.0)  # listener events arrive asynchronously
-        spark.streams.removeListener(capture)
+        remove_capture(spark, capture)
     batches = [r for r in from_spark_json(capture.progress) if r["rows"] > 0 and r["timestamp"]]
     ends = [epoch_seconds(r["timestamp"]) + r["duration_ms"] / 1e3 for r in batches]
     warm = batches[1:]
