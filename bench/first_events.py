@@ -1,11 +1,18 @@
 """Seconds from ``scm ingest`` starting to the first events readable in bronze.
 
-``python -m bench.first_events`` starts a broker of its own, produces one simulated day,
-then starts a continuous ``scm ingest`` and polls ``bronze/orders`` (delta-rs, as a reader
-would) until rows appear; then stops it with SIGTERM, produces the next day and starts it
-again on the existing lake (a restart: tables, checkpoint and ledger already there).
-Prints one JSON document: per start, seconds to the first readable rows and to every
-valid event produced to ``scm.orders``, and how long the stop took.
+Two ways, one reader (delta-rs on the bronze table, as an analyst's query would see it):
+
+* :func:`first_events_live`, part of ``python -m bench``'s ingest measure (beside the direct
+  floor): a continuous ``scm ingest`` on a new lake joins a live stream at its end
+  (``SCM_INGEST_STARTING_OFFSETS=latest``) while a marker event goes out every 0.2 s; the
+  seconds from launching the command to the first marker readable in ``bronze/inventory``,
+  then the SIGTERM stop.
+* ``python -m bench.first_events`` starts a broker of its own, produces one simulated day,
+  then starts a continuous ``scm ingest`` and polls ``bronze/orders`` until rows appear;
+  then stops it with SIGTERM, produces the next day and starts it again on the existing lake
+  (a restart: tables, checkpoint and ledger already there). Prints one JSON document: per
+  start, seconds to the first readable rows and to every valid event produced to
+  ``scm.orders``, and how long the stop took.
 """
 
 from __future__ import annotations
@@ -18,52 +25,94 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from bench.kill_trials import _environment, own_settings
 from scm.settings import Settings
 
+STARTUP_LIMIT_S = 300.0
+MARKER_INTERVAL_S = 0.2
 
-def _orders_in_bronze(settings: Settings) -> int:
+
+def _rows_in_bronze(settings: Settings, entity: str = "orders") -> int:
     from deltalake import DeltaTable
 
     from scm.lake import Lake
 
-    path = Lake.at(settings.lake).bronze("orders")
+    path = Lake.at(settings.lake).bronze(entity)
     if not DeltaTable.is_deltatable(path):
         return 0
     actions = DeltaTable(path).get_add_actions(flatten=True)
     return int(sum(actions.column("num_records").to_pylist() or [0]))
 
 
+def _stop(ingest: subprocess.Popen[bytes]) -> dict[str, Any]:
+    """SIGTERM, as a service manager stops it: seconds to exit and the exit code."""
+    started = time.monotonic()
+    ingest.send_signal(signal.SIGTERM)
+    try:
+        code = ingest.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        ingest.kill()
+        code = ingest.wait()
+    return {"stop_s": round(time.monotonic() - started, 1), "exit_code": code}
+
+
+def first_events_live(settings: Settings, env: dict[str, str], log: Path) -> dict[str, Any]:
+    """Launch ``scm ingest`` at the end of a live stream; seconds to the first marker in
+    bronze (None when none showed up within ``STARTUP_LIMIT_S``), then stop it."""
+    from confluent_kafka import Producer
+
+    from bench.freshness import marker_event
+    from bench.workload import producer_config
+
+    producer = Producer({**producer_config(settings), "linger.ms": 0})
+    run = uuid.uuid4().hex[:6]
+    env = {**env, "SCM_INGEST_STARTING_OFFSETS": "latest"}
+    launched = time.monotonic()
+    with open(log, "wb") as out:
+        ingest = subprocess.Popen(
+            [sys.executable, "-m", "scm.cli", "ingest"], env=env, stdout=out, stderr=out
+        )
+    first = None
+    sent = 0
+    try:
+        while first is None and time.monotonic() - launched < STARTUP_LIMIT_S:
+            if ingest.poll() is not None:
+                break
+            topic, key, value, _sku = marker_event(run, sent)
+            producer.produce(topic, value=value, key=key)
+            producer.poll(0)
+            sent += 1
+            if _rows_in_bronze(settings, "inventory"):
+                first = round(time.monotonic() - launched, 1)
+            time.sleep(MARKER_INTERVAL_S)
+    finally:
+        producer.flush(30)
+        stopped = _stop(ingest) if ingest.poll() is None else {"exit_code": ingest.returncode}
+    return {"first_events_s": first, "markers_sent": sent, **stopped}
+
+
 def one_start(settings: Settings, env: dict[str, str], log: Path, expected: int) -> dict[str, Any]:
     """Start ``scm ingest``, time the first and the complete rows, stop it."""
-    before = _orders_in_bronze(settings)
+    before = _rows_in_bronze(settings)
     started = time.monotonic()
     with open(log, "wb") as out:
         ingest = subprocess.Popen(
             [sys.executable, "-m", "scm.cli", "ingest"], env=env, stdout=out, stderr=out
         )
     first = complete = None
-    while time.monotonic() - started < 300 and complete is None:
-        rows = _orders_in_bronze(settings) - before
+    while time.monotonic() - started < STARTUP_LIMIT_S and complete is None:
+        rows = _rows_in_bronze(settings) - before
         now = time.monotonic() - started
         if rows and first is None:
             first = round(now, 1)
         if rows >= expected:
             complete = round(now, 1)
         time.sleep(0.2)
-    stop_started = time.monotonic()
-    ingest.send_signal(signal.SIGTERM)
-    code = ingest.wait(timeout=120)
-    return {
-        "first_rows_s": first,
-        "all_orders_s": complete,
-        "orders": expected,
-        "stop_s": round(time.monotonic() - stop_started, 1),
-        "exit_code": code,
-    }
+    return {"first_rows_s": first, "all_orders_s": complete, "orders": expected, **_stop(ingest)}
 
 
 def main() -> None:

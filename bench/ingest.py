@@ -1,5 +1,6 @@
 """Ingest throughput: Spark ingest (in-process and ``scm ingest --once``) beside the raw consume
-and the direct pyarrow -> Delta path, on the same broker and the same events.
+and the direct pyarrow -> Delta path, on the same broker and the same events; then the
+seconds from launching a continuous ``scm ingest`` to its first events readable.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from bench.context import SizeContext, await_ingest, scm_command
 from bench.direct import direct_to_delta, raw_consume
+from bench.first_events import first_events_live
 from bench.jstack import JstackSampler, driver_pid
 from bench.lakestats import bronze_rows, layer_stats
 from bench.memory import BROKER, MemorySampler
@@ -173,6 +175,16 @@ def measure_ingest(context: SizeContext, result: dict[str, Any]) -> None:
         cli_memory=cli["memory"],
         cli_peak_rss_mib=cli["memory"]["peak_total_rss_mib"],
         cli_log_tail=cli["log_tail"] if cli["exit_code"] else [],
+    )
+    first = first_events_live(
+        context.settings("first"),
+        context.subprocess_env("first"),
+        context.work / "first-events.log",
+    )
+    result.update(
+        first_events_s=first["first_events_s"],
+        first_events_stop_s=first.get("stop_s"),
+        first_events_exit_code=first["exit_code"],
     )
     direct_eps = result["direct_eps"] or 0
     if direct_eps:

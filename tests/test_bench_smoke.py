@@ -45,6 +45,7 @@ def test_bench_runs_every_measure_on_a_tiny_size(spark: object, tmp_path: Path) 
     assert ingest["direct_rows"] == ingest["events"]
     assert ingest["spark_inprocess_rows"] == ingest["events"]
     assert ingest["cli_rows"] == ingest["events"] and ingest["cli_exit_code"] == 0
+    assert ingest["first_events_s"] is not None and ingest["first_events_exit_code"] == 0
     freshness = written["measures"]["freshness"]["tiny"]
     assert freshness["markers"] > 0 and freshness["bronze_p95_s"] is not None
     assert freshness["sustained_drained"] and freshness["sustained_batches"] >= 4
@@ -53,7 +54,7 @@ def test_bench_runs_every_measure_on_a_tiny_size(spark: object, tmp_path: Path) 
     assert dashboard["pages"] and dashboard["page_errors"] == 0
     assert written["measures"]["memory"]["tiny"]["ingest_cli_peak_mib"] > 0
     verdicts = {row["goal"]: row["passed"] for row in written["goals"]}
-    assert len(verdicts) == 10
+    assert len(verdicts) == 11
     # Every goal gets a verdict; the whole-demo memory one only where scm demo ran (not tiny).
     assert all(v in (True, False) for goal, v in verdicts.items() if "scm demo" not in goal)
 
