@@ -17,6 +17,7 @@ append, costed three state-reconstruction jobs per table per batch.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +30,8 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
-from ingest.validation import validate
+from ingest.validation import Checked, check, quarantine_rows
+from scm import storage
 from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
 from scm.lake import Lake
 
@@ -151,6 +153,47 @@ def last_planned_batch(spark: SparkSession, checkpoint: str) -> int:
     return max((int(name) for name in names if name.isdigit()), default=-1)
 
 
+def planned_topic_sizes(checkpoint: str, batch_id: int) -> dict[str, int] | None:
+    """Offsets per topic that Spark planned for micro-batch ``batch_id``: its end offsets in
+    the checkpoint's offset log minus those of the batch before (where it started).
+
+    At most the topic's record count (transaction markers and compacted records take offsets
+    too) and 0 exactly when the topic has no record in the batch, which is what skipping a
+    topic and sizing its tasks need, read from two small files instead of counted by a Spark
+    job. None when the batch before is not in the log (the first batch of a query, which
+    starts where only Kafka knows) or a partition has no start offset in it.
+    """
+    if batch_id < 1:
+        return None
+    offsets = f"{checkpoint.rstrip('/')}/offsets"
+    try:
+        end, start = (_kafka_offsets(f"{offsets}/{n}") for n in (batch_id, batch_id - 1))
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    sizes: dict[str, int] = {}
+    for topic, partitions in end.items():
+        for partition, offset in partitions.items():
+            begin = start.get(topic, {}).get(partition)
+            if begin is None:
+                return None
+            sizes[topic] = sizes.get(topic, 0) + max(0, offset - begin)
+    return sizes
+
+
+def _kafka_offsets(path: str) -> dict[str, dict[str, int]]:
+    """The Kafka source's offsets in one offset-log file: a version line, the batch's
+    metadata, then one line per source (this query has one, the Kafka source)."""
+    lines = storage.read_bytes(path).decode().splitlines()
+    return json.loads(lines[2])  # type: ignore[no-any-return]
+
+
+def _tasks_for(size: int | None, parallelism: int) -> int:
+    """Tasks for a topic of ``size`` records (None: not known)."""
+    if size is None:
+        return parallelism
+    return max(1, min(parallelism, math.ceil(size / ROWS_PER_TASK)))
+
+
 class BronzeSink:
     """``foreachBatch`` target of the bronze query: splits by topic, validates, appends,
     then updates the inventory position (``position``) in the same micro-batch."""
@@ -163,11 +206,14 @@ class BronzeSink:
         *,
         position: InventoryPosition | None = None,
         last_planned_batch: int | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         """``last_planned_batch``: the newest batch id in the checkpoint's offset log before
         the query started (-1: none); None when unknown, which makes the first batch a
-        possible replay."""
+        possible replay. ``checkpoint``: the query's checkpoint, whose offset log tells
+        which topics a batch holds (None: every topic is checked)."""
         self.lake = lake
+        self.checkpoint = checkpoint
         self.topics = tuple(topics)
         self.progress = progress
         self.position = position
@@ -191,56 +237,67 @@ class BronzeSink:
     def commit_microbatch(self, batch: DataFrame, batch_id: int) -> None:
         """Write one micro-batch: valid rows per topic to bronze, rejects to quarantine.
 
-        The raw batch is cached once so Kafka is read once; validation caches each topic's
-        screened rows, so JSON is parsed once for the checks and the bronze write.
+        The raw batch is cached once so Kafka is read once. Each topic present is then
+        checked and appended on its own thread: a topic's steps are mostly driver time
+        (planning, commits), so topics overlap even on two cores, and each screen runs as
+        its own job, on its own core when the batch is large.
         """
+        spark = batch.sparkSession
         app_id = self.app_id
         last = self._last_attempted
         may_be_replay = last is None or batch_id <= last
         self._last_attempted = batch_id if last is None else max(batch_id, last)
+        sizes = self._planned_sizes(batch_id)
         raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            # Skip topics without records in this batch, and give each topic only as many
-            # tasks as its rows need: a task costs more to ship than a small topic to check.
-            sizes = {row["topic"]: row["count"] for row in raw.groupBy("topic").count().collect()}
-            topics = [topic for topic in self.topics if sizes.get(topic)]
-            parallelism = batch.sparkSession.sparkContext.defaultParallelism
-            frames = {
-                topic: raw.where(F.col("topic") == topic).coalesce(
-                    max(1, min(parallelism, math.ceil(sizes[topic] / ROWS_PER_TASK)))
+            parallelism = spark.sparkContext.defaultParallelism
+            topics = [topic for topic in self.topics if sizes.get(topic) != 0]
+            append = functools.partial(
+                append_once, app_id=app_id, batch_id=batch_id, may_be_replay=may_be_replay
+            )
+
+            def write_topic(topic: str) -> tuple[Checked, dict[str, int] | None]:
+                # Give a topic only as many tasks as its rows need: a task costs more to
+                # ship than a small topic to check.
+                rows = raw.where(F.col("topic") == topic).coalesce(
+                    _tasks_for(sizes.get(topic), parallelism)
                 )
-                for topic in topics
-            }
-            with validate(frames) as checked:
-                counts = {
-                    topic: (sizes[topic] - checked.rejected[topic], checked.rejected[topic])
-                    for topic in topics
-                }
-                writes = [
-                    (checked.bronze[topic], self.lake.bronze(TOPICS[topic].entity))
-                    for topic in topics
-                    if counts[topic][0]
-                ]
-                if checked.quarantine is not None:
-                    writes.append((checked.quarantine, self.lake.quarantine))
-                tasks: list[Callable[[], dict[str, int] | None]] = [
-                    functools.partial(
-                        append_once, frame, path, app_id, batch_id, may_be_replay=may_be_replay
-                    )
-                    for frame, path in writes
-                ]
-                # Even when a replay skips the appends: the fold may not have happened
-                # before the crash, and folding the same events again changes nothing.
-                if self.position is not None:
-                    inventory = INVENTORY_TOPIC in topics and counts[INVENTORY_TOPIC][0]
-                    events = checked.bronze[INVENTORY_TOPIC] if inventory else None
-                    tasks.append(
-                        functools.partial(self.position.update, batch.sparkSession, events)
-                    )
-                results = run_together(batch.sparkSession, tasks)
-                position = (results[-1] if self.position is not None else None) or {}
+                with check(rows, topic) as checked:
+                    tasks: list[Callable[[], dict[str, int] | None]] = []
+                    if checked.valid:
+                        path = self.lake.bronze(TOPICS[topic].entity)
+                        tasks.append(functools.partial(append, checked.bronze, path))
+                    if topic == INVENTORY_TOPIC and self.position is not None:
+                        # Even when a replay skips the append: the fold may not have
+                        # happened before the crash, and folding the same events again
+                        # changes nothing.
+                        events = checked.bronze if checked.valid else None
+                        tasks.append(functools.partial(self.position.update, spark, events))
+                    done = run_together(spark, tasks)
+                    return checked, done[-1] if topic == INVENTORY_TOPIC and self.position else None
+
+            steps: list[Callable[[], Any]] = [
+                functools.partial(write_topic, topic) for topic in topics
+            ]
+            if self.position is not None and INVENTORY_TOPIC not in topics:
+                steps.append(functools.partial(self.position.update, spark, None))
+            results = run_together(spark, steps)
         finally:
             raw.unpersist()
+        position: dict[str, int] = {}
+        counts: dict[str, tuple[int, int]] = {}
+        rejected: list[tuple[Any, ...]] = []
+        for result in results:
+            if isinstance(result, dict):  # the position step of a batch without inventory
+                position = result
+                continue
+            checked, folded = result
+            position = folded if folded is not None else position
+            if checked.rows:
+                counts[checked.topic] = (checked.valid, len(checked.rejected))
+                rejected += checked.rejected
+        if rejected:
+            append(quarantine_rows(spark, rejected), self.lake.quarantine)
         if self.progress is not None:
             self.progress.add_counts(
                 BRONZE_QUERY,
@@ -255,3 +312,9 @@ class BronzeSink:
                     },
                 },
             )
+
+    def _planned_sizes(self, batch_id: int) -> dict[str, int]:
+        """Records per topic Spark planned for this batch, when its checkpoint says."""
+        if self.checkpoint is None:
+            return {}
+        return planned_topic_sizes(self.checkpoint, batch_id) or {}

@@ -207,7 +207,14 @@ def start_ingest(
     try:
         checkpoint = lake.checkpoint(BRONZE_QUERY)
         planned = last_planned_batch(spark, checkpoint)
-        sink = BronzeSink(lake, topics, progress, position=position, last_planned_batch=planned)
+        sink = BronzeSink(
+            lake,
+            topics,
+            progress,
+            position=position,
+            last_planned_batch=planned,
+            checkpoint=checkpoint,
+        )
         writer = (
             read_topics(spark, settings, topics)
             .writeStream.queryName(BRONZE_QUERY)

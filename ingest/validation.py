@@ -17,23 +17,22 @@ is judged at the reference validator's rate (tens of thousands of messages a sec
 
 Usage, inside a micro-batch::
 
-    with validate({"scm.orders": raw.where(raw.topic == "scm.orders")}) as checked:
-        checked.bronze["scm.orders"]   # -> bronze/orders (typed per contract)
-        checked.quarantine             # -> bronze/quarantine (None when nothing was rejected)
+    with check(raw.where(raw.topic == "scm.orders"), "scm.orders") as checked:
+        checked.bronze                              # -> bronze/orders (typed per contract)
+        quarantine_rows(spark, checked.rejected)    # -> bronze/quarantine (when any)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import operator
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from scm.contracts import (
@@ -83,56 +82,57 @@ _JSON_TYPES: dict[str, str] = {
 
 
 @dataclass
-class Validated:
-    """One batch split into bronze rows per topic and quarantine rows; holds Spark caches."""
+class Checked:
+    """One topic of a batch after validation: its bronze rows, how many rows it had, and the
+    rejected ones with their reason; holds the Spark cache the bronze rows read."""
 
-    bronze: dict[str, DataFrame]
-    quarantine: DataFrame | None
-    rejected: Counter[str] = dataclasses.field(default_factory=Counter)
-    _cached: list[DataFrame] = dataclasses.field(default_factory=list)
+    topic: str
+    bronze: DataFrame
+    rows: int
+    rejected: list[tuple[Any, ...]]  # (topic, partition, offset, key, value, error)
+    _cached: DataFrame
+
+    @property
+    def valid(self) -> int:
+        return self.rows - len(self.rejected)
 
     def unpersist(self) -> None:
-        for frame in self._cached:
-            frame.unpersist()
+        self._cached.unpersist()
 
-    def __enter__(self) -> Validated:
+    def __enter__(self) -> Checked:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.unpersist()
 
 
-def validate(frames: Mapping[str, DataFrame]) -> Validated:
-    """Validate each topic's Kafka-source rows (key, value, topic, partition, offset, timestamp).
+def check(rows: DataFrame, topic: str) -> Checked:
+    """Validate one topic's Kafka-source rows (key, value, topic, partition, offset, timestamp).
 
-    The screened frames are persisted, and one Spark job collects the rows of every topic that
-    the screen did not accept, which also fills those caches for the bronze writes.
+    The screened rows are persisted, and one Spark job collects the rows the screen did not
+    accept; the same job fills the cache for the bronze write and counts every row (an
+    observation: no second pass). Topics are independent, so a batch checks them at once.
     """
-    if not frames:
-        return Validated(bronze={}, quarantine=None)
-    spark = next(iter(frames.values())).sparkSession
-    screened = {
-        topic: screen(rows, topic).persist(StorageLevel.MEMORY_AND_DISK)
-        for topic, rows in frames.items()
-    }
+    screened = screen(rows, topic).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        rejected, accepted = _judge(_collect_suspects(screened))
+        observation = Observation(f"rows_{uuid.uuid4().hex}")
+        suspects = (
+            screened.observe(observation, F.count(F.lit(1)).alias("rows"))
+            .where(~F.col(SCREENED_COLUMN))
+            .select("partition", "offset", "key", "value")
+            .collect()
+        )
+        seen = int(observation.get["rows"])
+        rejected, accepted = _judge(topic, suspects)
     except BaseException:
-        for frame in screened.values():
-            frame.unpersist()
+        screened.unpersist()
         raise
-    quarantine = None
-    if rejected:
-        quarantine = to_quarantine_rows(spark.createDataFrame(rejected, _JUDGED_SCHEMA))
-    return Validated(
-        bronze={
-            topic: to_bronze_rows(frame, topic, accepted.get(topic, ()))
-            for topic, frame in screened.items()
-        },
-        quarantine=quarantine,
-        rejected=Counter(row[0] for row in rejected),
-        _cached=list(screened.values()),
-    )
+    return Checked(topic, to_bronze_rows(screened, topic, accepted), seen, rejected, screened)
+
+
+def quarantine_rows(spark: SparkSession, rejected: Sequence[tuple[Any, ...]]) -> DataFrame:
+    """Rejected messages as :func:`Checked.rejected` lists them, as quarantine rows."""
+    return to_quarantine_rows(spark.createDataFrame(list(rejected), _JUDGED_SCHEMA))
 
 
 def screen(raw: DataFrame, topic: str) -> DataFrame:
@@ -198,27 +198,16 @@ def to_quarantine_rows(judged: DataFrame) -> DataFrame:
 # --- the reference validator, for what the screen left ------------------------------------------
 
 
-def _collect_suspects(screened: Mapping[str, DataFrame]) -> list[Any]:
-    """The rows of every topic the screen did not accept, in one Spark job."""
-    frames = [
-        frame.where(~F.col(SCREENED_COLUMN)).select(
-            F.lit(topic).alias("topic"), "partition", "offset", "key", "value"
-        )
-        for topic, frame in screened.items()
-    ]
-    return functools.reduce(DataFrame.unionByName, frames).collect()
-
-
 def _judge(
-    suspects: Sequence[Any],
-) -> tuple[list[tuple[Any, ...]], dict[str, list[tuple[int, int]]]]:
-    """(rejected rows with their reason, accepted (partition, offset) pairs per topic)."""
+    topic: str, suspects: Sequence[Any]
+) -> tuple[list[tuple[Any, ...]], list[tuple[int, int]]]:
+    """(rejected rows with their reason, accepted (partition, offset) pairs) of one topic."""
     rejected: list[tuple[Any, ...]] = []
-    accepted: dict[str, list[tuple[int, int]]] = {}
-    for topic, partition, offset, key, value in suspects:
+    accepted: list[tuple[int, int]] = []
+    for partition, offset, key, value in suspects:
         error = validate_event(topic, None if value is None else bytes(value))
         if error is None:
-            accepted.setdefault(topic, []).append((partition, offset))
+            accepted.append((partition, offset))
         else:
             rejected.append((topic, partition, offset, key, value, error))
     return rejected, accepted

@@ -501,6 +501,30 @@ def test_last_planned_batch_is_the_newest_batch_the_checkpoint_planned(
     assert last_planned_batch(spark, checkpoint + "-never-started") == -1
 
 
+def test_planned_topic_sizes_are_the_rows_each_batch_held(ingested: Ingested) -> None:
+    """The offset log tells a batch which topics to check without a counting job: here (no
+    transactions, no compaction) exactly the rows the batch then logged per topic."""
+    from ingest.bronze_sink import BRONZE_QUERY, planned_topic_sizes
+    from scm.lake import Lake
+
+    checkpoint = Lake.at(ingested.settings.lake).checkpoint(BRONZE_QUERY)
+    lines = (Path(ingested.settings.state) / "ingest-progress.jsonl").read_text().splitlines()
+    batches = [json.loads(line) for line in lines if BRONZE_QUERY in line]
+    later = [batch for batch in batches if batch["batch_id"] >= 1]
+    assert later, "the fixture's ingest ran one batch only"
+    for batch in later:
+        sizes = planned_topic_sizes(checkpoint, batch["batch_id"])
+        assert sizes is not None
+        logged = {
+            topic: rows["valid"] + rows["quarantined"]
+            for topic, rows in batch["rows_by_topic"].items()
+        }
+        assert {topic: n for topic, n in sizes.items() if n} == logged, batch["batch_id"]
+    # The first batch starts where only Kafka knows.
+    assert planned_topic_sizes(checkpoint, 0) is None
+    assert planned_topic_sizes(checkpoint + "-never-started", 3) is None
+
+
 def test_replayed_microbatch_writes_and_alerts_once(
     spark: Any, kafka_broker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,7 +5,8 @@ was received. A few small Spark jobs per test."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
-from ingest.validation import SCREENED_COLUMN, Validated, screen, validate
+from ingest.validation import SCREENED_COLUMN, Checked, check, quarantine_rows, screen
 from scm.contracts import (
     EVENT_TYPES,
     QUARANTINE_COLUMNS,
@@ -102,15 +103,25 @@ def _by_topic(raw: DataFrame) -> dict[str, DataFrame]:
     return {topic: raw.where(raw.topic == topic) for topic in TOPICS}
 
 
-def _errors(checked: Validated) -> dict[int, str | None]:
+@contextlib.contextmanager
+def _checked(raw: DataFrame) -> Iterator[dict[str, Checked]]:
+    """Every topic of ``raw`` checked, as the bronze sink checks a micro-batch."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            topic: stack.enter_context(check(frame, topic))
+            for topic, frame in _by_topic(raw).items()
+        }
+
+
+def _errors(checked: dict[str, Checked]) -> dict[int, str | None]:
     """Offset -> None for a bronze row, the reason for a quarantine row."""
     errors: dict[int, str | None] = {}
-    for frame in checked.bronze.values():
-        errors.update((row["_offset"], None) for row in frame.select("_offset").collect())
-    if checked.quarantine is not None:
-        for row in checked.quarantine.select("offset", "error").collect():
-            assert row["offset"] not in errors, f"offset {row['offset']} in bronze and quarantine"
-            errors[row["offset"]] = row["error"]
+    for topic in checked.values():
+        errors.update((row["_offset"], None) for row in topic.bronze.select("_offset").collect())
+    for topic in checked.values():
+        for _, _, offset, _, _, error in topic.rejected:
+            assert offset not in errors, f"offset {offset} in bronze and quarantine"
+            errors[offset] = error
     return errors
 
 
@@ -121,10 +132,12 @@ def test_verdicts_and_reasons_are_the_reference_ones(spark: SparkSession) -> Non
     examples = [(EVENT_TYPES[name].topic, encode(e)) for name, e in EXAMPLES.items()]
     messages = valid + broken + handwritten + examples + EDGE_CASES
 
-    with validate(_by_topic(_raw(spark, messages))) as checked:
+    with _checked(_raw(spark, messages)) as checked:
         errors = _errors(checked)
+        counted = {topic: result.rows for topic, result in checked.items()}
 
     assert len(errors) == len(messages)
+    assert counted == {topic: sum(t == topic for t, _ in messages) for topic in TOPICS}
     mismatches = []
     for offset, (topic, value) in enumerate(messages):
         expected = validate_event(topic, value)
@@ -205,8 +218,8 @@ def test_bronze_rows_are_typed_per_contract(spark: SparkSession) -> None:
     messages = [(topic, encode(event)) for topic, event in events] + [("scm.orders", encode(bad))]
     raw = _raw(spark, messages)
 
-    with validate(_by_topic(raw)) as checked:
-        by_topic = checked.bronze
+    with _checked(raw) as checked:
+        by_topic = {topic: result.bronze for topic, result in checked.items()}
         for topic, frame in by_topic.items():
             expected = _struct(bronze_spark_ddl(topic))
             assert [(f.name, f.dataType) for f in frame.schema] == [
@@ -237,9 +250,9 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
         ("scm.inventory", b'{"event_id":'),
         ("scm.inventory", None),
     ]
-    with validate({"scm.inventory": _raw(spark, messages)}) as checked:
-        assert checked.quarantine is not None
-        rows = checked.quarantine.collect()
+    with check(_raw(spark, messages), "scm.inventory") as checked:
+        rows = quarantine_rows(spark, checked.rejected).collect()
+        assert (checked.rows, checked.valid) == (4, 1)
 
     quarantined = {row.offset: row for row in rows}
     assert sorted(quarantined) == [1, 2, 3]
@@ -259,11 +272,10 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
 
 
 def test_quarantine_frame_matches_its_ddl(spark: SparkSession) -> None:
-    with validate({"scm.returns": _raw(spark, [("scm.returns", b"{}")])}) as checked:
-        assert checked.quarantine is not None
-        frame = checked.quarantine
+    with check(_raw(spark, [("scm.returns", b"{}")]), "scm.returns") as checked:
+        frame = quarantine_rows(spark, checked.rejected)
         expected = _struct(quarantine_spark_ddl())
         assert [(f.name, f.dataType) for f in frame.schema] == [
             (f.name, f.dataType) for f in expected
         ]
-        assert checked.rejected == {"scm.returns": 1}
+        assert (checked.rows, len(checked.rejected)) == (1, 1)
