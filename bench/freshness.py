@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bench.context import SizeContext, stop_ingest
 from bench.ingest import progress_capture, remove_capture
 from bench.memory import wait_for
-from bench.progress import from_spark_json, per_query
+from bench.progress import epoch_seconds, from_spark_json, per_query
 from bench.sustained import measure_sustained
 from bench.workload import producer_config
 from scm.lake import Lake
@@ -170,6 +170,35 @@ def _watch_position(lake: Lake, markers: Markers, stop: threading.Event) -> None
                 markers.in_position.setdefault(sku, now)
 
 
+def spark_work(spark: Any) -> tuple[int, int]:
+    """(jobs, stages) Spark's status store has seen so far in this application."""
+    from bench.profile import _stages
+
+    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None).size()
+    return int(jobs), len(_stages(spark))
+
+
+def _batches_under_load(
+    progress: Sequence[str], since: float, before: tuple[int, int], after: tuple[int, int]
+) -> dict[str, Any]:
+    """The micro-batches that started while the load ran: median seconds and rows, and Spark
+    jobs and stages per batch (status-store counts from the load's start to the drain)."""
+    batches = [
+        record
+        for record in from_spark_json(list(progress))
+        if record["rows"] and record["timestamp"] and epoch_seconds(record["timestamp"]) >= since
+    ]
+    if not batches:
+        return {"batches_under_load": 0}
+    return {
+        "batches_under_load": len(batches),
+        "batch_median_s": round(statistics.median(r["duration_ms"] for r in batches) / 1e3, 3),
+        "batch_rows_median": statistics.median(r["rows"] for r in batches),
+        "jobs_per_batch": round((after[0] - before[0]) / len(batches), 1),
+        "stages_per_batch": round((after[1] - before[1]) / len(batches), 1),
+    }
+
+
 def _percentiles(latencies: list[float]) -> dict[str, float | None]:
     if not latencies:
         return {"p50": None, "p95": None, "max": None}
@@ -221,6 +250,7 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
             daemon=True,
         )
         producer.start()
+        load_started, work_before = time.time(), spark_work(spark)
         time.sleep(context.size.freshness_seconds)
         stop_produce.set()
         producer.join(timeout=60)
@@ -231,7 +261,7 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
             ),
             timeout=DRAIN_S,
         )
-        drained_at = time.time()
+        drained_at, work_after = time.time(), spark_work(spark)
     finally:
         stop_watch.set()
         stop_ingest(handle)
@@ -266,5 +296,6 @@ def measure_freshness(context: SizeContext, result: dict[str, Any]) -> None:
         missed_bronze=len(markers.produced_at) - len(markers.in_bronze),
         missed_position=len(markers.produced_at) - len(markers.in_position),
         spark_progress=per_query(from_spark_json(capture.progress)),
+        **_batches_under_load(capture.progress, load_started, work_before, work_after),
     )
     result.update(measure_sustained(context))

@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
-from ingest.validation import Checked, check, quarantine_rows
+from ingest.validation import INGESTED_AT_COLUMN, Checked, check, quarantine_rows
 from scm import storage
 from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
 from scm.lake import Lake
@@ -248,7 +248,8 @@ class BronzeSink:
         may_be_replay = last is None or batch_id <= last
         self._last_attempted = batch_id if last is None else max(batch_id, last)
         sizes = self._planned_sizes(batch_id)
-        raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        stamped = batch.withColumn(INGESTED_AT_COLUMN, F.current_timestamp())
+        raw = stamped.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             parallelism = spark.sparkContext.defaultParallelism
             topics = [topic for topic in self.topics if sizes.get(topic) != 0]

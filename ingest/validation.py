@@ -54,6 +54,12 @@ from scm.contracts import (
 )
 
 PARSED_COLUMN = "parsed_value"
+# The micro-batch's ingest time, a column of the rows to check (``_ingested_at`` in bronze).
+# It is added where the batch is cached, not as a literal of the bronze projection: Spark
+# compiles a timestamp literal into the generated code, so each batch would compile every
+# topic's bronze projection anew (and the JVM's JIT compile it again), where a column keeps
+# that code the same from batch to batch and Spark's code cache serves it.
+INGESTED_AT_COLUMN = "ingested_at"
 SCREENED_COLUMN = "screened"
 # Every declared member of the event, pulled out of the variant once per row.
 _MEMBERS_COLUMN = "_members"
@@ -107,7 +113,8 @@ class Checked:
 
 
 def check(rows: DataFrame, topic: str) -> Checked:
-    """Validate one topic's Kafka-source rows (key, value, topic, partition, offset, timestamp).
+    """Validate one topic's Kafka-source rows (key, value, topic, partition, offset, timestamp)
+    stamped with their :data:`INGESTED_AT_COLUMN`.
 
     The screened rows are persisted, and one Spark job collects the rows the screen did not
     accept; the same job fills the cache for the bronze write and counts every row (an
@@ -138,7 +145,7 @@ def quarantine_rows(spark: SparkSession, rejected: Sequence[tuple[Any, ...]]) ->
 def screen(raw: DataFrame, topic: str) -> DataFrame:
     """Kafka-source rows plus ``parsed_value`` (variant) and ``screened`` (true: valid for sure).
 
-    A false ``screened`` means "not proven valid": :func:`validate` asks the reference.
+    A false ``screened`` means "not proven valid": :func:`check` asks the reference.
     """
     expressions = _expressions(raw.sparkSession, topic)
     # Values several checks read get projections of their own: Spark does not collapse a
@@ -173,7 +180,7 @@ def to_bronze_rows(
         F.col("partition").cast("int").alias("_partition"),
         F.col("offset").cast("bigint").alias("_offset"),
         F.col("timestamp").alias("_kafka_timestamp"),
-        F.current_timestamp().alias("_ingested_at"),
+        F.col(INGESTED_AT_COLUMN).alias("_ingested_at"),
     )
 
 

@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 
 # Warnings and errors only, without Spark's start-up and per-batch notices.
 _LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+# The driver compiles with the JVM's quick compiler (C1) only. Its work is planning and
+# committing many short jobs over a code base as large as Spark's and Delta's: the optimizing
+# compiler (C2) kept one of two cores busy for minutes after start, compiling that code, and
+# the micro-batches waited for the core. C1-only code runs a large batch's rows ~5 % slower
+# (in local mode the tasks run in the driver), which is far less than the core it gives
+# back (docs/performance.md). Its code is never replaced by C2's, so it gets a code cache
+# larger than the 48 MiB the JVM gives C1-only code by default (the JVM stops compiling
+# when it is full). Executors on a cluster run the rows and keep both compilers.
+_DRIVER_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 def kafka_source_package() -> str:
@@ -75,7 +84,7 @@ def spark_session(
         # a StackOverflowError. Thread stacks are reserved, not committed, memory.
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Duser.timezone=UTC -Xss32m -Dlog4j2.configurationFile={_LOG_CONFIG}",
+            f"-Duser.timezone=UTC -Xss32m -Dlog4j2.configurationFile={_LOG_CONFIG} {_DRIVER_JIT}",
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")

@@ -50,11 +50,13 @@ def test_bench_runs_every_measure_on_a_tiny_size(spark: object, tmp_path: Path) 
     assert freshness["markers"] > 0 and freshness["bronze_p95_s"] is not None
     assert freshness["sustained_drained"] and freshness["sustained_batches"] >= 4
     assert freshness["sustained_eps"] > 0
+    assert freshness["batches_under_load"] > 0 and freshness["batch_median_s"] > 0
+    assert freshness["jobs_per_batch"] > 0 and freshness["stages_per_batch"] > 0
     dashboard = written["measures"]["dashboard"]["tiny"]
     assert dashboard["pages"] and dashboard["page_errors"] == 0
     assert written["measures"]["memory"]["tiny"]["ingest_cli_peak_mib"] > 0
     verdicts = {row["goal"]: row["passed"] for row in written["goals"]}
-    assert len(verdicts) == 11
+    assert len(verdicts) == 12
     # Every goal gets a verdict; the whole-demo memory one only where scm demo ran (not tiny).
     assert all(v in (True, False) for goal, v in verdicts.items() if "scm demo" not in goal)
 

@@ -32,7 +32,8 @@ def test_sessions_use_the_jars_resolved_at_setup_without_ivy(spark: Any) -> None
 
 def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
     """Ivy's report, log4j's banner and Spark's start-up warnings stay off the terminal, and
-    so does the heartbeat race Spark logs as an error (SPARK-59451); other errors do not."""
+    so do the heartbeat race Spark logs as an error (SPARK-59451) and the warning about a
+    cached block two concurrent jobs computed at once; other errors and warnings do not."""
     code = (
         "from scm.settings import load_settings; from scm.spark import spark_session; "
         "s = spark_session(load_settings({'SCM_SPARK_MASTER': 'local[1]'})); "
@@ -41,7 +42,12 @@ def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
         "log = s._jvm.org.apache.logging.log4j.LogManager.getLogger("
         "'org.apache.spark.util.Utils'); "
         "log.error('Uncaught exception in thread executor-heartbeater'); "
-        "log.error('Uncaught exception in thread task-result-getter')"
+        "log.error('Uncaught exception in thread task-result-getter'); "
+        "blocks = s._jvm.org.apache.logging.log4j.LogManager.getLogger("
+        "'org.apache.spark.storage.BlockManager'); "
+        "blocks.warn('Block rdd_12_3 already exists on this machine; not re-adding it'); "
+        "blocks.warn('Block rdd_12_3 could not be removed as it was not found on disk or in "
+        "memory')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
@@ -49,4 +55,8 @@ def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "3"
     printed = [line[9:] for line in result.stderr.splitlines() if line != _JVM_NOTICE]
-    assert printed == ["ERROR Utils: Uncaught exception in thread task-result-getter"]
+    assert printed == [
+        "ERROR Utils: Uncaught exception in thread task-result-getter",
+        "WARN BlockManager: Block rdd_12_3 could not be removed as it was not found on disk or "
+        "in memory",
+    ]

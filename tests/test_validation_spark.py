@@ -15,9 +15,17 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from ingest.validation import SCREENED_COLUMN, Checked, check, quarantine_rows, screen
+from ingest.validation import (
+    INGESTED_AT_COLUMN,
+    SCREENED_COLUMN,
+    Checked,
+    check,
+    quarantine_rows,
+    screen,
+)
 from scm.contracts import (
     EVENT_TYPES,
     QUARANTINE_COLUMNS,
@@ -90,7 +98,8 @@ def _raw(spark: SparkSession, messages: Sequence[tuple[str, bytes | None]]) -> D
         (b"key-%d" % offset, value, topic, offset % 4, offset, KAFKA_TIME)
         for offset, (topic, value) in enumerate(messages)
     ]
-    return spark.createDataFrame(rows, RAW_SCHEMA)
+    stamped = spark.createDataFrame(rows, RAW_SCHEMA)  # as the bronze sink stamps a batch
+    return stamped.withColumn(INGESTED_AT_COLUMN, F.current_timestamp())
 
 
 def _struct(ddl: str) -> StructType:
