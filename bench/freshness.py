@@ -171,11 +171,15 @@ def _watch_position(lake: Lake, markers: Markers, stop: threading.Event) -> None
 
 
 def spark_work(spark: Any) -> tuple[int, int]:
-    """(jobs, stages) Spark's status store has seen so far in this application."""
+    """The newest (job id, stage id) of this application: both count up from 0, so their
+    differences count the jobs and stages in between (the status store keeps only the
+    latest 1,000 of each)."""
     from bench.profile import _stages
 
-    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None).size()
-    return int(jobs), len(_stages(spark))
+    jobs = spark.sparkContext._jsc.sc().statusStore().jobsList(None)
+    newest_job = max((int(jobs.apply(i).jobId()) for i in range(jobs.size())), default=-1)
+    newest_stage = max((int(stage.stageId()) for stage in _stages(spark)), default=-1)
+    return newest_job, newest_stage
 
 
 def _batches_under_load(
