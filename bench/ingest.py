@@ -30,9 +30,9 @@ def _rate(count: float, seconds: float | None) -> float | None:
 
 def progress_capture() -> Any:
     """A listener keeping every ``StreamingQueryProgress`` JSON (phases included)."""
-    from pyspark.sql.streaming import StreamingQueryListener
+    from ingest.progress import JsonProgressListener
 
-    class ProgressCapture(StreamingQueryListener):
+    class ProgressCapture(JsonProgressListener):
         def __init__(self) -> None:
             self.progress: list[str] = []
             self.terminated = threading.Event()
