@@ -22,6 +22,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
@@ -30,7 +31,14 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
-from ingest.validation import INGESTED_AT_COLUMN, Checked, check, quarantine_rows
+from ingest.validation import (
+    INGESTED_AT_COLUMN,
+    NO_SUSPECTS,
+    Screening,
+    Tally,
+    Verdict,
+    quarantine_rows,
+)
 from scm import storage
 from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
 from scm.lake import Lake
@@ -41,6 +49,9 @@ if TYPE_CHECKING:
     from ingest.progress import ProgressLog
 
 BRONZE_QUERY = "scm_ingest_bronze"
+# The writer of the rows the reference validator accepted (the screen's rows are written
+# first, under the query's own app id): its own app id keeps both appends exactly-once.
+REFERENCE_WRITER = "reference"
 # Rows one validation task handles before a topic gets another task (up to the cores).
 ROWS_PER_TASK = 50_000
 # Commits read back for a replay check before falling back to the whole history.
@@ -87,16 +98,18 @@ def create_bronze_tables(lake: Lake, topics: Iterable[str]) -> None:
 
 def append_once(
     frame: DataFrame, path: str, app_id: str, batch_id: int, *, may_be_replay: bool
-) -> None:
-    """Append ``frame`` unless this (app id, batch id) was already committed to ``path``."""
+) -> bool:
+    """Append ``frame`` unless this (app id, batch id) was already committed to ``path``;
+    whether it ran."""
     writer = (
         frame.write.format("delta").mode("append").option("userMetadata", f"{app_id}:{batch_id}")
     )
     if may_be_replay:
         if last_batch_written(frame.sparkSession, path, app_id) >= batch_id:
-            return
+            return False
         writer = writer.option("txnAppId", app_id).option("txnVersion", batch_id)
     writer.save(path)
+    return True
 
 
 def run_together(spark: SparkSession, tasks: Sequence[Callable[[], T]]) -> list[T]:
@@ -187,10 +200,8 @@ def _kafka_offsets(path: str) -> dict[str, dict[str, int]]:
     return json.loads(lines[2])  # type: ignore[no-any-return]
 
 
-def _tasks_for(size: int | None, parallelism: int) -> int:
-    """Tasks for a topic of ``size`` records (None: not known)."""
-    if size is None:
-        return parallelism
+def _tasks_for(size: int, parallelism: int) -> int:
+    """Tasks for a topic of ``size`` records."""
     return max(1, min(parallelism, math.ceil(size / ROWS_PER_TASK)))
 
 
@@ -238,84 +249,130 @@ class BronzeSink:
         """Write one micro-batch: valid rows per topic to bronze, rejects to quarantine.
 
         The raw batch is cached once so Kafka is read once. Each topic present is then
-        checked and appended on its own thread: a topic's steps are mostly driver time
+        screened and appended on its own thread: a topic's steps are mostly driver time
         (planning, commits), so topics overlap even on two cores, and each screen runs as
         its own job, on its own core when the batch is large.
         """
         spark = batch.sparkSession
-        app_id = self.app_id
         last = self._last_attempted
         may_be_replay = last is None or batch_id <= last
         self._last_attempted = batch_id if last is None else max(batch_id, last)
-        sizes = self._planned_sizes(batch_id)
         stamped = batch.withColumn(INGESTED_AT_COLUMN, F.current_timestamp())
         raw = stamped.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            parallelism = spark.sparkContext.defaultParallelism
-            topics = [topic for topic in self.topics if sizes.get(topic) != 0]
-            append = functools.partial(
-                append_once, app_id=app_id, batch_id=batch_id, may_be_replay=may_be_replay
-            )
-
-            def write_topic(topic: str) -> tuple[Checked, dict[str, int] | None]:
-                # Give a topic only as many tasks as its rows need: a task costs more to
-                # ship than a small topic to check.
-                rows = raw.where(F.col("topic") == topic).coalesce(
-                    _tasks_for(sizes.get(topic), parallelism)
-                )
-                with check(rows, topic) as checked:
-                    tasks: list[Callable[[], dict[str, int] | None]] = []
-                    if checked.valid:
-                        path = self.lake.bronze(TOPICS[topic].entity)
-                        tasks.append(functools.partial(append, checked.bronze, path))
-                    if topic == INVENTORY_TOPIC and self.position is not None:
-                        # Even when a replay skips the append: the fold may not have
-                        # happened before the crash, and folding the same events again
-                        # changes nothing.
-                        events = checked.bronze if checked.valid else None
-                        tasks.append(functools.partial(self.position.update, spark, events))
-                    done = run_together(spark, tasks)
-                    return checked, done[-1] if topic == INVENTORY_TOPIC and self.position else None
-
+            sizes = self._planned_sizes(batch_id) or _counted_sizes(raw)
+            topics = [topic for topic in self.topics if sizes.get(topic, 0) > 0]
+            append = functools.partial(append_once, batch_id=batch_id, may_be_replay=may_be_replay)
             steps: list[Callable[[], Any]] = [
-                functools.partial(write_topic, topic) for topic in topics
+                functools.partial(self._write_topic, raw, topic, sizes[topic], append)
+                for topic in topics
             ]
             if self.position is not None and INVENTORY_TOPIC not in topics:
                 steps.append(functools.partial(self.position.update, spark, None))
             results = run_together(spark, steps)
         finally:
             raw.unpersist()
-        position: dict[str, int] = {}
-        counts: dict[str, tuple[int, int]] = {}
-        rejected: list[tuple[Any, ...]] = []
-        for result in results:
-            if isinstance(result, dict):  # the position step of a batch without inventory
-                position = result
-                continue
-            checked, folded = result
-            position = folded if folded is not None else position
-            if checked.rows:
-                counts[checked.topic] = (checked.valid, len(checked.rejected))
-                rejected += checked.rejected
+        written = [result for result in results if isinstance(result, _Written)]
+        position = next((r for r in results if not isinstance(r, _Written)), None)
+        for topic in written:
+            position = topic.position if topic.position is not None else position
+        rejected = [row for topic in written for row in topic.verdict.rejected]
         if rejected:
-            append(quarantine_rows(spark, rejected), self.lake.quarantine)
+            append(quarantine_rows(spark, rejected), self.lake.quarantine, self.app_id)
         if self.progress is not None:
             self.progress.add_counts(
                 BRONZE_QUERY,
                 batch_id,
                 {
-                    **position,
-                    "valid_rows": sum(valid for valid, _ in counts.values()),
-                    "quarantined_rows": sum(rejected for _, rejected in counts.values()),
+                    **(position or {}),
+                    "valid_rows": sum(topic.valid for topic in written),
+                    "quarantined_rows": len(rejected),
                     "rows_by_topic": {
-                        topic: {"valid": valid, "quarantined": rejected}
-                        for topic, (valid, rejected) in counts.items()
+                        topic.topic: {"valid": topic.valid, "quarantined": topic.quarantined}
+                        for topic in written
                     },
                 },
             )
 
-    def _planned_sizes(self, batch_id: int) -> dict[str, int]:
+    def _write_topic(
+        self, raw: DataFrame, topic: str, size: int, append: Callable[..., bool]
+    ) -> _Written:
+        """Screen one topic and append the rows the screen proved valid (folding inventory
+        into the position at the same time); then, only when the screen left rows, judge
+        them and append the valid ones under the reference writer's app id."""
+        path = self.lake.bronze(TOPICS[topic].entity)
+        parallelism = raw.sparkSession.sparkContext.defaultParallelism
+        # Give a topic only as many tasks as its rows need: a task costs more to ship than
+        # a small topic to check.
+        rows = raw.where(F.col("topic") == topic).coalesce(_tasks_for(size, parallelism))
+        with Screening.of(rows, topic) as screening:
+            ran, position = self._append_and_fold(
+                topic, screening.bronze(), screening.bronze(observed=False), path,
+                functools.partial(append, app_id=self.app_id),
+            )  # fmt: skip
+            tally = screening.tally(ran=ran)
+            verdict = screening.judge() if tally.suspects else NO_SUSPECTS
+            if verdict.accepted is not None:
+                _, later = self._append_and_fold(
+                    topic, verdict.accepted, verdict.accepted, path,
+                    functools.partial(append, app_id=f"{self.app_id}-{REFERENCE_WRITER}"),
+                )  # fmt: skip
+                position = _added(position, later)
+        return _Written(topic, tally, verdict, position)
+
+    def _append_and_fold(
+        self,
+        topic: str,
+        bronze: DataFrame,
+        unobserved: DataFrame,
+        path: str,
+        append: Callable[[DataFrame, str], bool],
+    ) -> tuple[bool, dict[str, int] | None]:
+        """Append ``bronze`` and, for inventory, fold the same rows (``unobserved``: read
+        without counting them twice) into the position at the same time. Even when a
+        replay skips the append the fold runs: it may not have happened before the crash,
+        and folding the same events again changes nothing."""
+        spark = bronze.sparkSession
+        tasks: list[Callable[[], Any]] = [functools.partial(append, bronze, path)]
+        folds = topic == INVENTORY_TOPIC and self.position is not None
+        if folds:
+            assert self.position is not None
+            tasks.append(functools.partial(self.position.update, spark, unobserved))
+        done = run_together(spark, tasks)
+        return bool(done[0]), done[1] if folds else None
+
+    def _planned_sizes(self, batch_id: int) -> dict[str, int] | None:
         """Records per topic Spark planned for this batch, when its checkpoint says."""
         if self.checkpoint is None:
-            return {}
-        return planned_topic_sizes(self.checkpoint, batch_id) or {}
+            return None
+        return planned_topic_sizes(self.checkpoint, batch_id)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a batch did with one topic."""
+
+    topic: str
+    tally: Tally
+    verdict: Verdict
+    position: dict[str, int] | None  # the position's counts, for inventory
+
+    @property
+    def valid(self) -> int:
+        return self.tally.rows - self.tally.suspects + self.verdict.accepted_rows
+
+    @property
+    def quarantined(self) -> int:
+        return len(self.verdict.rejected)
+
+
+def _counted_sizes(raw: DataFrame) -> dict[str, int]:
+    """Rows per topic of a cached batch, by one job (when the offset log cannot say)."""
+    return {row["topic"]: row["count"] for row in raw.groupBy("topic").count().collect()}
+
+
+def _added(first: dict[str, int] | None, second: dict[str, int] | None) -> dict[str, int] | None:
+    """Two folds' progress counts as one."""
+    if first is None or second is None:
+        return first or second
+    return {key: first.get(key, 0) + second.get(key, 0) for key in {*first, *second}}

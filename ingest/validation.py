@@ -17,9 +17,12 @@ is judged at the reference validator's rate (tens of thousands of messages a sec
 
 Usage, inside a micro-batch::
 
-    with check(raw.where(raw.topic == "scm.orders"), "scm.orders") as checked:
-        checked.bronze                              # -> bronze/orders (typed per contract)
-        quarantine_rows(spark, checked.rejected)    # -> bronze/quarantine (when any)
+    with Screening.of(batch.where(batch.topic == "scm.orders"), "scm.orders") as screening:
+        screening.bronze()                 # -> bronze/orders: rows the screen proved valid
+        tally = screening.tally(ran=True)  # the topic's rows and suspects, counted on the way
+        verdict = screening.judge() if tally.suspects else NO_SUSPECTS
+        verdict.accepted                   # -> bronze/orders too (None when none)
+        quarantine_rows(spark, verdict.rejected)   # -> bronze/quarantine (when any)
 """
 
 from __future__ import annotations
@@ -61,8 +64,6 @@ PARSED_COLUMN = "parsed_value"
 # that code the same from batch to batch and Spark's code cache serves it.
 INGESTED_AT_COLUMN = "ingested_at"
 SCREENED_COLUMN = "screened"
-# Every declared member of the event, pulled out of the variant once per row.
-_MEMBERS_COLUMN = "_members"
 _SUSPECT_SCHEMA = "topic string, partition int, offset bigint, key binary, value binary"
 _JUDGED_SCHEMA = f"{_SUSPECT_SCHEMA}, error string"
 
@@ -87,94 +88,125 @@ _JSON_TYPES: dict[str, str] = {
 # --- public API ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Checked:
-    """One topic of a batch after validation: its bronze rows, how many rows it had, and the
-    rejected ones with their reason; holds the Spark cache the bronze rows read."""
+@dataclass(frozen=True)
+class Tally:
+    """A topic's rows in a batch, and how many of them the screen did not prove valid."""
 
-    topic: str
-    bronze: DataFrame
     rows: int
-    rejected: list[tuple[Any, ...]]  # (topic, partition, offset, key, value, error)
-    _cached: DataFrame
+    suspects: int
 
-    @property
-    def valid(self) -> int:
-        return self.rows - len(self.rejected)
+
+@dataclass(frozen=True)
+class Verdict:
+    """The reference validator's verdicts on a topic's suspects: the rejected messages
+    (topic, partition, offset, key, value, error) and the accepted ones as bronze rows."""
+
+    rejected: list[tuple[Any, ...]]
+    accepted: DataFrame | None  # None: no suspect was valid
+    accepted_rows: int = 0
+
+
+NO_SUSPECTS = Verdict([], None)
+
+
+class Screening:
+    """One topic of a micro-batch, screened and cached.
+
+    Nearly every event passes the screen, so the bronze rows it proves valid are written
+    first (:meth:`bronze`), and that write counts the topic's rows and the suspects on the
+    way (a Spark ``Observation``): a healthy batch needs no job of its own to validate.
+    Only when there are suspects does :meth:`judge` collect them (one job) for the
+    reference validator.
+    """
+
+    def __init__(self, topic: str, cached: DataFrame) -> None:
+        self.topic = topic
+        self._cached = cached
+        self._observation = Observation(f"screened_{uuid.uuid4().hex}")
+
+    @classmethod
+    def of(cls, rows: DataFrame, topic: str) -> Screening:
+        """Screen one topic's Kafka-source rows (key, value, topic, partition, offset,
+        timestamp) stamped with their :data:`INGESTED_AT_COLUMN`; the result is cached."""
+        return cls(topic, screen(rows, topic).persist(StorageLevel.MEMORY_AND_DISK))
+
+    def bronze(self, *, observed: bool = True) -> DataFrame:
+        """The rows the screen proved valid, as bronze rows. ``observed``: the first action
+        on this frame counts the topic's rows and suspects for :meth:`tally`."""
+        rows = self._cached
+        if observed:
+            rows = rows.observe(self._observation, *_counts())
+        return to_bronze_rows(rows.where(F.col(SCREENED_COLUMN)), self.topic)
+
+    def tally(self, *, ran: bool) -> Tally:
+        """The counts; ``ran``: an action on the observed :meth:`bronze` finished (else a
+        job counts them, e.g. when a replayed batch skipped its write)."""
+        if ran:
+            counted = self._observation.get
+        else:
+            row = self._cached.agg(*_counts()).first()
+            counted = row.asDict() if row is not None else {}
+        return Tally(int(counted.get("rows") or 0), int(counted.get("suspects") or 0))
+
+    def judge(self) -> Verdict:
+        """The reference validator's verdicts on the rows the screen left (one job)."""
+        unscreened = self._cached.where(~F.col(SCREENED_COLUMN))
+        suspects = unscreened.select("partition", "offset", "key", "value").collect()
+        rejected, accepted = _judge(self.topic, suspects)
+        if not accepted:
+            return Verdict(rejected, None)
+        keys = self._cached.sparkSession.createDataFrame(accepted, "partition int, offset bigint")
+        rows = unscreened.join(F.broadcast(keys), ["partition", "offset"], "left_semi")
+        return Verdict(rejected, to_bronze_rows(rows, self.topic), len(accepted))
 
     def unpersist(self) -> None:
         self._cached.unpersist()
 
-    def __enter__(self) -> Checked:
+    def __enter__(self) -> Screening:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.unpersist()
 
 
-def check(rows: DataFrame, topic: str) -> Checked:
-    """Validate one topic's Kafka-source rows (key, value, topic, partition, offset, timestamp)
-    stamped with their :data:`INGESTED_AT_COLUMN`.
-
-    The screened rows are persisted, and one Spark job collects the rows the screen did not
-    accept; the same job fills the cache for the bronze write and counts every row (an
-    observation: no second pass). Topics are independent, so a batch checks them at once.
-    """
-    screened = screen(rows, topic).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        observation = Observation(f"rows_{uuid.uuid4().hex}")
-        suspects = (
-            screened.observe(observation, F.count(F.lit(1)).alias("rows"))
-            .where(~F.col(SCREENED_COLUMN))
-            .select("partition", "offset", "key", "value")
-            .collect()
-        )
-        seen = int(observation.get["rows"])
-        rejected, accepted = _judge(topic, suspects)
-    except BaseException:
-        screened.unpersist()
-        raise
-    return Checked(topic, to_bronze_rows(screened, topic, accepted), seen, rejected, screened)
+def _counts() -> tuple[Column, Column]:
+    """A topic's rows in a batch, and those the screen did not prove valid."""
+    return (
+        F.count(F.lit(1)).alias("rows"),
+        F.count_if(~F.col(SCREENED_COLUMN)).alias("suspects"),
+    )
 
 
 def quarantine_rows(spark: SparkSession, rejected: Sequence[tuple[Any, ...]]) -> DataFrame:
-    """Rejected messages as :func:`Checked.rejected` lists them, as quarantine rows."""
+    """Rejected messages as :attr:`Verdict.rejected` lists them, as quarantine rows."""
     return to_quarantine_rows(spark.createDataFrame(list(rejected), _JUDGED_SCHEMA))
 
 
 def screen(raw: DataFrame, topic: str) -> DataFrame:
     """Kafka-source rows plus ``parsed_value`` (variant) and ``screened`` (true: valid for sure).
 
-    A false ``screened`` means "not proven valid": :func:`check` asks the reference.
+    A false ``screened`` means "not proven valid": :meth:`Screening.judge` asks the reference.
     """
     expressions = _expressions(raw.sparkSession, topic)
     # Values several checks read get projections of their own: Spark does not collapse a
     # costly expression into a projection that reads it more than once.
     parsed = raw.withColumn(PARSED_COLUMN, F.try_parse_json(F.col("value").cast("string")))
-    members = parsed.withColumn(_MEMBERS_COLUMN, expressions.members)
-    prepared = members.select("*", *expressions.line_helpers)
+    members = parsed.withColumn(*expressions.members)
+    prepared = members.select(
+        "*", *(column.alias(name) for name, column in expressions.line_helpers)
+    )
     checked = prepared.withColumn(SCREENED_COLUMN, F.coalesce(expressions.screened, F.lit(False)))
     return checked.drop(*(name for name in checked.columns if name.startswith("_")))
 
 
-def to_bronze_rows(
-    screened: DataFrame, topic: str, accepted: Sequence[tuple[int, int]] = ()
-) -> DataFrame:
-    """The valid events as bronze rows: exactly the columns of ``bronze_spark_ddl(topic)``.
+def to_bronze_rows(screened: DataFrame, topic: str) -> DataFrame:
+    """Screened rows as bronze rows: exactly the columns of ``bronze_spark_ddl(topic)``.
 
-    Valid are the screened rows plus the ``accepted`` (partition, offset) pairs the reference
-    validator found valid. A field counts only for the event types that declare it: an extra
-    field sharing a name with another event type's field is ignored like any other extra field.
+    A field counts only for the event types that declare it: an extra field sharing a name
+    with another event type's field is ignored like any other extra field.
     """
     expressions = _expressions(screened.sparkSession, topic)
-    rows = screened.where(F.col(SCREENED_COLUMN))
-    if accepted:
-        keys = screened.sparkSession.createDataFrame(list(accepted), "partition int, offset bigint")
-        unscreened = screened.where(~F.col(SCREENED_COLUMN))
-        rows = rows.unionByName(
-            unscreened.join(F.broadcast(keys), ["partition", "offset"], "left_semi")
-        )
-    return rows.select(
+    return screened.select(
         *expressions.bronze,
         F.col("topic").alias("_topic"),
         F.col("partition").cast("int").alias("_partition"),
@@ -225,8 +257,11 @@ def _judge(
 
 @dataclass(frozen=True)
 class _TopicExpressions:
-    members: Column
-    line_helpers: list[Column]
+    """A topic's screen in three projections (helper columns named after the topic, so the
+    topics of a batch sit side by side) and its bronze columns."""
+
+    members: tuple[str, Column]  # every declared member of the event, pulled out once
+    line_helpers: list[tuple[str, Column]]  # per lines field: typed lines, their JSON types
     screened: Column
     bronze: list[Column]
 
@@ -240,13 +275,16 @@ def _expressions(spark: SparkSession, topic: str) -> _TopicExpressions:
     key = (spark.sparkContext.applicationId, topic)
     if key not in _BUILT:
         known = _topic(topic)
-        members = F.col(_MEMBERS_COLUMN)
+        prefix = f"_{known.entity}"
+        name = f"{prefix}_members"
+        members = F.col(name)
         _BUILT[key] = _TopicExpressions(
-            members=F.try_variant_get(
-                F.col(PARSED_COLUMN), "$", _members_type(bronze_fields(topic))
+            members=(
+                name,
+                F.try_variant_get(F.col(PARSED_COLUMN), "$", _members_type(bronze_fields(topic))),
             ),
-            line_helpers=_line_helpers(known, members),
-            screened=_screened(F.col("value").cast("string"), members, known),
+            line_helpers=_line_helpers(known, members, prefix),
+            screened=_screened(F.col("value").cast("string"), members, known, prefix),
             bronze=_bronze_columns(known),
         )
     return _BUILT[key]
@@ -311,19 +349,19 @@ def _string_rule(field: Field, text: Column) -> Column:
 # --- the fast path: a sufficient condition for validity, without per-line lambdas ---------------
 
 
-def _screened(text: Column, members: Column, topic: Topic) -> Column:
+def _screened(text: Column, members: Column, topic: Topic, prefix: str) -> Column:
     """True only for valid events of ``topic`` (null or false: not proven valid)."""
     event_type = F.try_variant_get(members["event_type"], "$", "string")
     by_type = F.lit(False)
     for name in reversed(topic.event_types):
-        fast = _clearly_valid(EVENT_TYPES[name], members)
+        fast = _clearly_valid(EVENT_TYPES[name], members, prefix)
         if fast is not None:
             by_type = F.when(event_type == name, fast).otherwise(by_type)
     parsed = F.col(PARSED_COLUMN).isNotNull()
     return F.is_valid_utf8(text) & parsed & _one_json_container(text) & by_type
 
 
-def _line_helpers(topic: Topic, members: Column) -> list[Column]:
+def _line_helpers(topic: Topic, members: Column, prefix: str) -> list[tuple[str, Column]]:
     """Per lines field: the lines typed (union of the topic's line fields) and, per event type,
     the JSON types of every line's members at once (schema_of_variant merges the elements'
     schemas, widening to VARIANT when two disagree; nulls merge away)."""
@@ -334,8 +372,9 @@ def _line_helpers(topic: Topic, members: Column) -> list[Column]:
             continue
         typed = ", ".join(f"{f.name}: {_fast_type(f)}" for f in column.line_fields)
         helpers.append(
-            F.try_variant_get(members[column.name], "$", f"array<struct<{typed}>>").alias(
-                f"_typed_{column.name}"
+            (
+                f"{prefix}_typed_{column.name}",
+                F.try_variant_get(members[column.name], "$", f"array<struct<{typed}>>"),
             )
         )
         merged = F.lit(None).cast("string")
@@ -347,26 +386,26 @@ def _line_helpers(topic: Topic, members: Column) -> list[Column]:
                 )
                 own = F.schema_of_variant(F.to_variant_object(projected))
                 merged = F.when(event_type == name, own).otherwise(merged)
-        helpers.append(merged.alias(f"_json_types_{column.name}"))
+        helpers.append((f"{prefix}_json_types_{column.name}", merged))
     return helpers
 
 
-def _clearly_valid(event_type: EventType, members: Column) -> Column | None:
+def _clearly_valid(event_type: EventType, members: Column, prefix: str) -> Column | None:
     """True only for valid events of ``event_type`` (None: no fast check for this type)."""
     checks = []
     for field in event_type.all_fields:
         if field.kind == "event_type":
             continue  # the caller already matched event_type
-        check = _clearly_valid_field(field, members[field.name])
+        check = _clearly_valid_field(field, members[field.name], prefix)
         if check is None:
             return None
         checks.append(check)
     return _all(checks)
 
 
-def _clearly_valid_field(field: Field, value: Column) -> Column | None:
+def _clearly_valid_field(field: Field, value: Column, prefix: str) -> Column | None:
     if field.kind == "lines":
-        return _clearly_valid_lines(field)
+        return _clearly_valid_lines(field, prefix)
     json_type = F.schema_of_variant(value)
     kind = field.kind
     if kind == "int":
@@ -384,13 +423,13 @@ def _clearly_valid_field(field: Field, value: Column) -> Column | None:
     return valid
 
 
-def _clearly_valid_lines(field: Field) -> Column | None:
+def _clearly_valid_lines(field: Field, prefix: str) -> Column | None:
     """Lines checked with whole-array functions; None when a line field needs per-line regex."""
     fields = field.line_fields
     if any(f.kind not in _WHOLE_ARRAY_KINDS or not f.required for f in fields):
         return None
-    typed = F.col(f"_typed_{field.name}")
-    json_types = F.col(f"_json_types_{field.name}")
+    typed = F.col(f"{prefix}_typed_{field.name}")
+    json_types = F.col(f"{prefix}_json_types_{field.name}")
     members = ", ".join(
         f"{f.name}: {_JSON_TYPES[f.kind]}" for f in sorted(fields, key=operator.attrgetter("name"))
     )

@@ -533,6 +533,8 @@ def test_replayed_microbatch_writes_and_alerts_once(
     from ingest import inventory_position
     from ingest.bronze_sink import BronzeSink, create_bronze_tables
     from ingest.inventory_position import InventoryPosition, create_position_table
+    from ingest.validation import Screening
+    from scm.contracts import validate_event
     from scm.errors import ScmError
     from scm.lake import Lake
 
@@ -563,16 +565,35 @@ def test_replayed_microbatch_writes_and_alerts_once(
         rows = spark.read.format("delta").load(lake.silver("inventory_position")).collect()
         return [(r["on_hand"], r["stockout_alert_sent"]) for r in rows]
 
+    # Valid events the screen leaves to the reference validator (a price in exponent
+    # notation, an extra field nested deeper than the screen looks) are appended after the
+    # screened ones, by a writer of their own.
+    topic, key, order = make.order(2)
+    assert order is not None
+    rare_order = (topic, key, order.replace(b'"unit_price": 12.5', b'"unit_price": 1.25E1'))
+    topic, key, movement = make.movement(location, "SKU-1", -3, at(10))
+    assert movement is not None
+    deep_movement = (topic, key, movement[:-1] + b', "extra": [[[[[[[[1]]]]]]]]}')
+    assert all(validate_event(t, v) is None for t, _, v in (rare_order, deep_movement))
     first = kafka_batch(
-        [make.snapshot(location, "SKU-1", 3, at(9)), make.order(1), *malformed_messages(token, 1)],
+        [
+            make.snapshot(location, "SKU-1", 3, at(9)),
+            make.order(1),
+            rare_order,
+            *malformed_messages(token, 1),
+        ],
         0,
     )
-    second = kafka_batch([make.movement(location, "SKU-1", -3, at(10))], 100)
+    second = kafka_batch([deep_movement], 100)
     assert InventoryPosition(lake, settings).ensure_ledger(spark) == 0  # as a start does
-    # A crash after the bronze append, before the merge: a sink without the position.
+    # A crash after the screened rows' appends, before the reference's verdicts: a sink
+    # without the position whose judging dies.
     crashed = BronzeSink(lake, TOPICS)
     crashed.bind("replay-test")
-    crashed.commit_microbatch(first, 0)
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="crash"):
+        patch.setattr(Screening, "judge", lambda self: (_ for _ in ()).throw(RuntimeError("crash")))
+        crashed.commit_microbatch(first, 0)
+    assert len(bronze_rows(spark, settings, token)) == 2  # the screened snapshot and order
     assert position_rows() == []
     # The restarted run replays batch 0: bronze is skipped, the position is still computed.
     bronze = BronzeSink(
@@ -597,7 +618,7 @@ def test_replayed_microbatch_writes_and_alerts_once(
         restarted.commit_microbatch(second, 1)
 
     rows = bronze_rows(spark, settings, token)
-    assert len(rows) == 3  # snapshot, order, movement: each once
+    assert len(rows) == 4  # snapshot, two orders, movement: each once
     assert len(quarantine_rows(spark, settings, token)) == len(malformed_messages(token, 1))
     alerts = read_alerts(settings, f"{location}:SKU-1")
     assert [a["on_hand"] for a in alerts] == [0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -20,9 +21,11 @@ from pyspark.sql.types import StructType
 
 from ingest.validation import (
     INGESTED_AT_COLUMN,
+    NO_SUSPECTS,
     SCREENED_COLUMN,
-    Checked,
-    check,
+    Screening,
+    Tally,
+    Verdict,
     quarantine_rows,
     screen,
 )
@@ -102,14 +105,39 @@ def _raw(spark: SparkSession, messages: Sequence[tuple[str, bytes | None]]) -> D
     return stamped.withColumn(INGESTED_AT_COLUMN, F.current_timestamp())
 
 
+def _by_topic(raw: DataFrame) -> dict[str, DataFrame]:
+    return {topic: raw.where(raw.topic == topic) for topic in TOPICS}
+
+
 def _struct(ddl: str) -> StructType:
     schema = StructType.fromDDL(ddl)
     assert isinstance(schema, StructType)
     return schema
 
 
-def _by_topic(raw: DataFrame) -> dict[str, DataFrame]:
-    return {topic: raw.where(raw.topic == topic) for topic in TOPICS}
+@dataclass
+class Checked:
+    """One topic validated as the bronze sink does it: the screened rows' bronze frame
+    (collected, which counts the topic on the way), then the suspects judged."""
+
+    bronze: DataFrame  # every valid row: the screened ones and those the reference accepted
+    tally: Tally
+    verdict: Verdict
+
+    @property
+    def rejected(self) -> list[tuple[Any, ...]]:
+        return self.verdict.rejected
+
+
+def _check(screening: Screening) -> Checked:
+    screened = screening.bronze()
+    screened.collect()  # the action that fills the observation, as the sink's append does
+    tally = screening.tally(ran=True)
+    verdict = screening.judge() if tally.suspects else NO_SUSPECTS
+    bronze = screening.bronze(observed=False)
+    if verdict.accepted is not None:
+        bronze = bronze.unionByName(verdict.accepted)
+    return Checked(bronze, tally, verdict)
 
 
 @contextlib.contextmanager
@@ -117,7 +145,7 @@ def _checked(raw: DataFrame) -> Iterator[dict[str, Checked]]:
     """Every topic of ``raw`` checked, as the bronze sink checks a micro-batch."""
     with contextlib.ExitStack() as stack:
         yield {
-            topic: stack.enter_context(check(frame, topic))
+            topic: _check(stack.enter_context(Screening.of(frame, topic)))
             for topic, frame in _by_topic(raw).items()
         }
 
@@ -143,7 +171,7 @@ def test_verdicts_and_reasons_are_the_reference_ones(spark: SparkSession) -> Non
 
     with _checked(_raw(spark, messages)) as checked:
         errors = _errors(checked)
-        counted = {topic: result.rows for topic, result in checked.items()}
+        counted = {topic: result.tally.rows for topic, result in checked.items()}
 
     assert len(errors) == len(messages)
     assert counted == {topic: sum(t == topic for t, _ in messages) for topic in TOPICS}
@@ -225,9 +253,7 @@ def test_bronze_rows_are_typed_per_contract(spark: SparkSession) -> None:
     events.append(("scm.shipments", delivered))
     bad = {**EXAMPLES["order_placed"], "order_id": None}
     messages = [(topic, encode(event)) for topic, event in events] + [("scm.orders", encode(bad))]
-    raw = _raw(spark, messages)
-
-    with _checked(raw) as checked:
+    with _checked(_raw(spark, messages)) as checked:
         by_topic = {topic: result.bronze for topic, result in checked.items()}
         for topic, frame in by_topic.items():
             expected = _struct(bronze_spark_ddl(topic))
@@ -259,9 +285,10 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
         ("scm.inventory", b'{"event_id":'),
         ("scm.inventory", None),
     ]
-    with check(_raw(spark, messages), "scm.inventory") as checked:
+    with _checked(_raw(spark, messages)) as by_topic:
+        checked = by_topic["scm.inventory"]
         rows = quarantine_rows(spark, checked.rejected).collect()
-        assert (checked.rows, checked.valid) == (4, 1)
+        assert (checked.tally.rows, checked.bronze.count()) == (4, 1)
 
     quarantined = {row.offset: row for row in rows}
     assert sorted(quarantined) == [1, 2, 3]
@@ -281,10 +308,21 @@ def test_quarantine_rows_keep_what_was_received(spark: SparkSession) -> None:
 
 
 def test_quarantine_frame_matches_its_ddl(spark: SparkSession) -> None:
-    with check(_raw(spark, [("scm.returns", b"{}")]), "scm.returns") as checked:
+    with _checked(_raw(spark, [("scm.returns", b"{}")])) as by_topic:
+        checked = by_topic["scm.returns"]
         frame = quarantine_rows(spark, checked.rejected)
         expected = _struct(quarantine_spark_ddl())
         assert [(f.name, f.dataType) for f in frame.schema] == [
             (f.name, f.dataType) for f in expected
         ]
-        assert (checked.rows, len(checked.rejected)) == (1, 1)
+        assert (checked.tally.rows, len(checked.rejected)) == (1, 1)
+
+
+def test_a_tally_without_the_write_counts_the_same(spark: SparkSession) -> None:
+    """A replayed batch skips its write, so nothing fills the observation: a job counts."""
+    valid = encode(EXAMPLES["inventory_snapshot"])
+    messages = [("scm.inventory", valid), ("scm.inventory", b"{"), ("scm.inventory", valid)]
+    with Screening.of(_raw(spark, messages), "scm.inventory") as screening:
+        assert screening.tally(ran=False) == Tally(rows=3, suspects=1)
+        screening.bronze().collect()
+        assert screening.tally(ran=True) == Tally(rows=3, suspects=1)
