@@ -9,7 +9,7 @@ demo: setup
 
 test: setup
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -q -n 4 --dist loadfile --no-loadscope-reorder
+	.venv/bin/python -m pytest -q -n 4 --dist loadfile
 
 lint: setup
 	.venv/bin/ruff check .

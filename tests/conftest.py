@@ -14,29 +14,6 @@ import pytest
 from scm.contracts import ALERTS_TOPIC
 from scm.settings import Settings, load_settings
 
-# Modules that take minutes, in the order the workers get them (`make test` runs pytest-xdist
-# with --dist loadfile --no-loadscope-reorder: whole modules, in collection order, each
-# worker holding one running and one queued). The four longest start first; the next four
-# are queued behind them longest-last, so the four chains end close together; every other
-# module follows in file order. Seconds: CI of 2026-12-07, four workers on two cores.
-FIRST_MODULES = (
-    "test_refresh_end_to_end.py",  # ~520 s
-    "test_ingest_recovery.py",  # ~360 s
-    "test_ingest.py",  # ~350 s
-    "test_orchestration.py",  # ~310 s
-    "test_demo.py",  # ~140 s
-    "test_refresh_faults.py",  # ~215 s
-    "test_spark_cluster.py",  # ~290 s
-    "test_bench_smoke.py",  # ~305 s
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Hand the longest modules out first (see FIRST_MODULES); the sort is stable, so each
-    module keeps its own order of tests."""
-    rank = {name: position for position, name in enumerate(FIRST_MODULES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -6,10 +6,12 @@ round exactly as a user runs it. After each round every gold row of the scenario
 ``silver/inventory_position`` row equals :mod:`tests.kpi_reference`, an independent reading of
 kpis.md in plain Python.
 
-Each run has a broker of its own; round 1 adds another producer's traffic on purpose, as
-other modules leave on a shared broker. Every id, location, sku, supplier and category here
-carries a per-run token, so the scenario's rows are exactly the rows whose keys carry it. The
-scenario lives in 2027, after anything a producer of today's data could send.
+The broker is shared with other test modules, whose messages this lake ingests too (round 1
+adds such traffic on purpose). Every id, location, sku, supplier and category here carries a
+per-run token, so the scenario's rows are exactly the rows whose keys carry it. The as-of date
+is global, so the scenario lives in 2027, after anything the other modules produce (their data
+ends around today's date at the latest); conversely, modules that ingest these topics after
+this one would see 2027 as their as-of date (pytest's default file order runs them first).
 """
 
 from __future__ import annotations
@@ -417,26 +419,29 @@ class Run:
 def run(
     request: pytest.FixtureRequest,
     spark: Any,
+    kafka_broker: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Run]:
     """Produce round 1, ``scm refresh``, produce round 2, ``scm refresh``; keep both states.
 
-    Once per engine of the batch layer: both must give the reference's rows. Each run gets a
-    broker of its own: the other run's round 2 (a later as-of date) would otherwise be in
-    the topics it ingests, and the scenario's 2027 events in those of any module that runs
-    after this one on the same worker."""
+    Once per engine of the batch layer: both must give the reference's rows. The second
+    engine's run gets a broker of its own: the first run's round 2 (a later as-of date)
+    would otherwise be in the topics it ingests."""
     from scm.broker import EmbeddedBroker
 
-    private = load_settings(
-        {
-            "SCM_STATE": str(tmp_path_factory.mktemp(f"{request.param}-broker")),
-            "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
-        }
-    )
-    with EmbeddedBroker(private) as broker:
+    with contextlib.ExitStack() as stack:
+        bootstrap = kafka_broker
+        if request.param == "spark":
+            private = load_settings(
+                {
+                    "SCM_STATE": str(tmp_path_factory.mktemp("spark-broker")),
+                    "SCM_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
+                }
+            )
+            bootstrap = stack.enter_context(EmbeddedBroker(private)).bootstrap
         yield _run_rounds(
             make_settings(
-                tmp_path_factory.mktemp("acceptance"), broker.bootstrap, SCM_ENGINE=request.param
+                tmp_path_factory.mktemp("acceptance"), bootstrap, SCM_ENGINE=request.param
             )
         )
 
