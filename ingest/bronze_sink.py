@@ -305,16 +305,18 @@ class BronzeSink:
         # Give a topic only as many tasks as its rows need: a task costs more to ship than
         # a small topic to check.
         rows = raw.where(F.col("topic") == topic).coalesce(_tasks_for(size, parallelism))
+        folds = topic == INVENTORY_TOPIC and self.position is not None
         with Screening.of(rows, topic) as screening:
+            # The fold reads the same rows without the observation (it would count them twice).
             ran, position = self._append_and_fold(
-                topic, screening.bronze(), screening.bronze(observed=False), path,
+                screening.bronze(), screening.bronze(observed=False) if folds else None, path,
                 functools.partial(append, app_id=self.app_id),
             )  # fmt: skip
             tally = screening.tally(ran=ran)
             verdict = screening.judge() if tally.suspects else NO_SUSPECTS
             if verdict.accepted is not None:
                 _, later = self._append_and_fold(
-                    topic, verdict.accepted, verdict.accepted, path,
+                    verdict.accepted, verdict.accepted if folds else None, path,
                     functools.partial(append, app_id=f"{self.app_id}-{REFERENCE_WRITER}"),
                 )  # fmt: skip
                 position = _added(position, later)
@@ -322,24 +324,21 @@ class BronzeSink:
 
     def _append_and_fold(
         self,
-        topic: str,
         bronze: DataFrame,
-        unobserved: DataFrame,
+        fold: DataFrame | None,
         path: str,
         append: Callable[[DataFrame, str], bool],
     ) -> tuple[bool, dict[str, int] | None]:
-        """Append ``bronze`` and, for inventory, fold the same rows (``unobserved``: read
-        without counting them twice) into the position at the same time. Even when a
-        replay skips the append the fold runs: it may not have happened before the crash,
-        and folding the same events again changes nothing."""
+        """Append ``bronze`` and fold ``fold`` (inventory rows; None: nothing to fold) into
+        the position at the same time. Even when a replay skips the append the fold runs:
+        it may not have happened before the crash, and folding the same events again
+        changes nothing."""
         spark = bronze.sparkSession
         tasks: list[Callable[[], Any]] = [functools.partial(append, bronze, path)]
-        folds = topic == INVENTORY_TOPIC and self.position is not None
-        if folds:
-            assert self.position is not None
-            tasks.append(functools.partial(self.position.update, spark, unobserved))
+        if fold is not None and self.position is not None:
+            tasks.append(functools.partial(self.position.update, spark, fold))
         done = run_together(spark, tasks)
-        return bool(done[0]), done[1] if folds else None
+        return bool(done[0]), done[1] if len(done) > 1 else None
 
     def _planned_sizes(self, batch_id: int) -> dict[str, int] | None:
         """Records per topic Spark planned for this batch, when its checkpoint says."""

@@ -64,6 +64,8 @@ PARSED_COLUMN = "parsed_value"
 # that code the same from batch to batch and Spark's code cache serves it.
 INGESTED_AT_COLUMN = "ingested_at"
 SCREENED_COLUMN = "screened"
+# Every declared member of the event, pulled out of the variant once per row.
+_MEMBERS_COLUMN = "_members"
 _SUSPECT_SCHEMA = "topic string, partition int, offset bigint, key binary, value binary"
 _JUDGED_SCHEMA = f"{_SUSPECT_SCHEMA}, error string"
 
@@ -191,10 +193,8 @@ def screen(raw: DataFrame, topic: str) -> DataFrame:
     # Values several checks read get projections of their own: Spark does not collapse a
     # costly expression into a projection that reads it more than once.
     parsed = raw.withColumn(PARSED_COLUMN, F.try_parse_json(F.col("value").cast("string")))
-    members = parsed.withColumn(*expressions.members)
-    prepared = members.select(
-        "*", *(column.alias(name) for name, column in expressions.line_helpers)
-    )
+    members = parsed.withColumn(_MEMBERS_COLUMN, expressions.members)
+    prepared = members.select("*", *expressions.line_helpers)
     checked = prepared.withColumn(SCREENED_COLUMN, F.coalesce(expressions.screened, F.lit(False)))
     return checked.drop(*(name for name in checked.columns if name.startswith("_")))
 
@@ -257,11 +257,8 @@ def _judge(
 
 @dataclass(frozen=True)
 class _TopicExpressions:
-    """A topic's screen in three projections (helper columns named after the topic, so the
-    topics of a batch sit side by side) and its bronze columns."""
-
-    members: tuple[str, Column]  # every declared member of the event, pulled out once
-    line_helpers: list[tuple[str, Column]]  # per lines field: typed lines, their JSON types
+    members: Column
+    line_helpers: list[Column]
     screened: Column
     bronze: list[Column]
 
@@ -275,16 +272,13 @@ def _expressions(spark: SparkSession, topic: str) -> _TopicExpressions:
     key = (spark.sparkContext.applicationId, topic)
     if key not in _BUILT:
         known = _topic(topic)
-        prefix = f"_{known.entity}"
-        name = f"{prefix}_members"
-        members = F.col(name)
+        members = F.col(_MEMBERS_COLUMN)
         _BUILT[key] = _TopicExpressions(
-            members=(
-                name,
-                F.try_variant_get(F.col(PARSED_COLUMN), "$", _members_type(bronze_fields(topic))),
+            members=F.try_variant_get(
+                F.col(PARSED_COLUMN), "$", _members_type(bronze_fields(topic))
             ),
-            line_helpers=_line_helpers(known, members, prefix),
-            screened=_screened(F.col("value").cast("string"), members, known, prefix),
+            line_helpers=_line_helpers(known, members),
+            screened=_screened(F.col("value").cast("string"), members, known),
             bronze=_bronze_columns(known),
         )
     return _BUILT[key]
@@ -349,19 +343,19 @@ def _string_rule(field: Field, text: Column) -> Column:
 # --- the fast path: a sufficient condition for validity, without per-line lambdas ---------------
 
 
-def _screened(text: Column, members: Column, topic: Topic, prefix: str) -> Column:
+def _screened(text: Column, members: Column, topic: Topic) -> Column:
     """True only for valid events of ``topic`` (null or false: not proven valid)."""
     event_type = F.try_variant_get(members["event_type"], "$", "string")
     by_type = F.lit(False)
     for name in reversed(topic.event_types):
-        fast = _clearly_valid(EVENT_TYPES[name], members, prefix)
+        fast = _clearly_valid(EVENT_TYPES[name], members)
         if fast is not None:
             by_type = F.when(event_type == name, fast).otherwise(by_type)
     parsed = F.col(PARSED_COLUMN).isNotNull()
     return F.is_valid_utf8(text) & parsed & _one_json_container(text) & by_type
 
 
-def _line_helpers(topic: Topic, members: Column, prefix: str) -> list[tuple[str, Column]]:
+def _line_helpers(topic: Topic, members: Column) -> list[Column]:
     """Per lines field: the lines typed (union of the topic's line fields) and, per event type,
     the JSON types of every line's members at once (schema_of_variant merges the elements'
     schemas, widening to VARIANT when two disagree; nulls merge away)."""
@@ -372,9 +366,8 @@ def _line_helpers(topic: Topic, members: Column, prefix: str) -> list[tuple[str,
             continue
         typed = ", ".join(f"{f.name}: {_fast_type(f)}" for f in column.line_fields)
         helpers.append(
-            (
-                f"{prefix}_typed_{column.name}",
-                F.try_variant_get(members[column.name], "$", f"array<struct<{typed}>>"),
+            F.try_variant_get(members[column.name], "$", f"array<struct<{typed}>>").alias(
+                f"_typed_{column.name}"
             )
         )
         merged = F.lit(None).cast("string")
@@ -386,26 +379,26 @@ def _line_helpers(topic: Topic, members: Column, prefix: str) -> list[tuple[str,
                 )
                 own = F.schema_of_variant(F.to_variant_object(projected))
                 merged = F.when(event_type == name, own).otherwise(merged)
-        helpers.append((f"{prefix}_json_types_{column.name}", merged))
+        helpers.append(merged.alias(f"_json_types_{column.name}"))
     return helpers
 
 
-def _clearly_valid(event_type: EventType, members: Column, prefix: str) -> Column | None:
+def _clearly_valid(event_type: EventType, members: Column) -> Column | None:
     """True only for valid events of ``event_type`` (None: no fast check for this type)."""
     checks = []
     for field in event_type.all_fields:
         if field.kind == "event_type":
             continue  # the caller already matched event_type
-        check = _clearly_valid_field(field, members[field.name], prefix)
+        check = _clearly_valid_field(field, members[field.name])
         if check is None:
             return None
         checks.append(check)
     return _all(checks)
 
 
-def _clearly_valid_field(field: Field, value: Column, prefix: str) -> Column | None:
+def _clearly_valid_field(field: Field, value: Column) -> Column | None:
     if field.kind == "lines":
-        return _clearly_valid_lines(field, prefix)
+        return _clearly_valid_lines(field)
     json_type = F.schema_of_variant(value)
     kind = field.kind
     if kind == "int":
@@ -423,13 +416,13 @@ def _clearly_valid_field(field: Field, value: Column, prefix: str) -> Column | N
     return valid
 
 
-def _clearly_valid_lines(field: Field, prefix: str) -> Column | None:
+def _clearly_valid_lines(field: Field) -> Column | None:
     """Lines checked with whole-array functions; None when a line field needs per-line regex."""
     fields = field.line_fields
     if any(f.kind not in _WHOLE_ARRAY_KINDS or not f.required for f in fields):
         return None
-    typed = F.col(f"{prefix}_typed_{field.name}")
-    json_types = F.col(f"{prefix}_json_types_{field.name}")
+    typed = F.col(f"_typed_{field.name}")
+    json_types = F.col(f"_json_types_{field.name}")
     members = ", ".join(
         f"{f.name}: {_JSON_TYPES[f.kind]}" for f in sorted(fields, key=operator.attrgetter("name"))
     )
