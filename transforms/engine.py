@@ -46,6 +46,9 @@ class Engine(ABC):
 
     name: str
     dialect: Dialect
+    # Gold tables written at once: an engine whose writes overlap (Spark's driver plans and
+    # commits one table while the executors run another) raises it.
+    concurrent_writes: int = 1
 
     def __init__(self, lake: Lake) -> None:
         self.lake = lake

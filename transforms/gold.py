@@ -9,6 +9,8 @@ exactly those partitions in one Delta commit.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -61,22 +63,36 @@ class Changes:
     as_of_before: dt.date | None
     as_of: dt.date
     products_changed: bool = False
-    _cache: dict[str, set[dt.date]] = field(default_factory=dict, repr=False)
+    # One query per distinct rule text, asked once even when tables ask it side by side.
+    _asked: dict[str, Future[set[dt.date]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def dates(self, sql: str) -> set[dt.date]:
-        if sql not in self._cache:
-            new = [
-                f"new_{name} AS (SELECT * FROM {name} WHERE {REFRESH_ID} > :since)"
-                for name in SILVER_TABLES
-                if f"new_{name}" in sql
-            ]
-            text = f"WITH {', '.join(new)} {sql}" if new else sql
-            parameters = {
-                "since": str(self.since_refresh_id),
-                "as_of_before": f"DATE '{(self.as_of_before or NO_EVENTS_YET).isoformat()}'",
-            }
-            self._cache[sql] = self.engine.dates(text, as_of=self.as_of, parameters=parameters)
-        return set(self._cache[sql])
+        with self._lock:
+            answer = self._asked.get(sql)
+            first = answer is None
+            if answer is None:
+                answer = self._asked[sql] = Future()
+        if first:
+            try:
+                answer.set_result(self._query(sql))
+            except BaseException as error:
+                answer.set_exception(error)
+                raise
+        return set(answer.result())
+
+    def _query(self, sql: str) -> set[dt.date]:
+        new = [
+            f"new_{name} AS (SELECT * FROM {name} WHERE {REFRESH_ID} > :since)"
+            for name in SILVER_TABLES
+            if f"new_{name}" in sql
+        ]
+        text = f"WITH {', '.join(new)} {sql}" if new else sql
+        parameters = {
+            "since": str(self.since_refresh_id),
+            "as_of_before": f"DATE '{(self.as_of_before or NO_EVENTS_YET).isoformat()}'",
+        }
+        return self.engine.dates(text, as_of=self.as_of, parameters=parameters)
 
     def touched(self, table: GoldTable) -> Partitions:
         """The partitions of ``table`` whose rows the changes can alter (None: all)."""

@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,7 +35,7 @@ from transforms.engine import Engine, open_engine
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
 from transforms.lake_io import column_names, delta_version, last_commit_metadata
 from transforms.master_data import MasterLoad, load_master_data
-from transforms.model import Partitions
+from transforms.model import GoldTable, Partitions
 from transforms.planning import reorder_alerts
 from transforms.planning.reorder_alerts import Settlement
 from transforms.silver import SILVER_TABLES
@@ -232,11 +233,16 @@ def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
         as_of=as_of or NO_EVENTS_YET,
         products_changed=products_changed,
     )
-    for name, table in GOLD_TABLES.items():
+
+    def touched(table: GoldTable) -> Partitions:
         # A missing table, or one written before its definition gained or lost a column,
         # is built whole; the others get the partitions their rules say.
-        current = column_names(lake.gold(name)) == list(table.column_names)
-        partitions[name] = changes.touched(table) if current else None
+        current = column_names(lake.gold(table.name)) == list(table.column_names)
+        return changes.touched(table) if current else None
+
+    # Each rule is a query or two: asked side by side where the engine overlaps its jobs.
+    with ThreadPoolExecutor(engine.concurrent_writes, thread_name_prefix="changes") as pool:
+        partitions.update(zip(GOLD_TABLES, pool.map(touched, GOLD_TABLES.values()), strict=True))
     return GoldChanges(as_of, products_version, partitions)
 
 
@@ -374,19 +380,26 @@ def _update(
         if changes.partitions[table.name] is None or changes.partitions[table.name]
     ]
     progress(f"gold: rebuilding {len(todo)} of {len(GOLD_TABLES)} tables, as-of {changes.as_of}")
-    for table in todo:
+    as_of = summary.as_of or NO_EVENTS_YET
+
+    def write(table: GoldTable) -> GoldRefresh:
         table_started = time.monotonic()
         partitions = changes.partitions[table.name]
-        rows = engine.write_gold(table, partitions, summary.as_of or NO_EVENTS_YET)
-        summary.gold.append(
-            GoldRefresh(
-                table.name,
-                rows,
-                None if partitions is None else len(partitions),
-                time.monotonic() - table_started,
-            )
-        )
-        progress(summary.gold[-1].line())
+        rows = engine.write_gold(table, partitions, as_of)
+        scope = None if partitions is None else len(partitions)
+        return GoldRefresh(table.name, rows, scope, time.monotonic() - table_started)
+
+    # Gold tables read only silver: independent, so an engine that overlaps jobs writes
+    # several at once (each table is still one commit, printed as it finishes).
+    with ThreadPoolExecutor(engine.concurrent_writes, thread_name_prefix="gold") as pool:
+        written = [pool.submit(write, table) for table in todo]
+        try:
+            for done in as_completed(written):
+                summary.gold.append(done.result())
+                progress(summary.gold[-1].line())
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     summary.seconds = time.monotonic() - started
     _record_state(lake, summary, changes.products_version, update.bronze_versions)
 

@@ -126,6 +126,7 @@ class SparkEngine(Engine):
 
     name = "spark"
     dialect = "spark"
+    concurrent_writes = 4
 
     def __init__(self, spark: SparkSession, lake: Lake) -> None:
         super().__init__(lake)
