@@ -3,7 +3,8 @@
 ``python -m scm.jars`` is run by the setup script so that the first ``scm`` command on a
 fresh machine does not stall on downloads: the broker's, the object store's (S3Proxy) and
 Spark's s3a connector's jars through Maven, and Spark's packages (Delta, the Kafka source)
-through Spark's Ivy resolver.
+through Spark's Ivy resolver; then the Spark driver's class-data archive
+(:mod:`scm.class_archive`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from scm.broker import resolve_broker_jars
+from scm.class_archive import build_archive
 from scm.errors import ScmError
 from scm.object_store import resolve_s3a_jars, resolve_s3proxy_jar
 from scm.settings import load_settings
@@ -92,8 +94,13 @@ def main() -> int:
     except ScmError as error:
         print(f"scm: error: {error}", file=sys.stderr)
         return 2
+    try:
+        archive = f"Spark class archive {build_archive(cache).name}"
+    except ScmError as error:  # Spark starts without it, only slower
+        archive = f"no Spark class archive: {error}"
     print(f"jars ready (broker in {lib}; object store {s3proxy}; Spark s3a in {s3a[0].parent};"
-          f" Spark packages in ~/.ivy2) in {time.monotonic() - started:.0f} s")  # fmt: skip
+          f" Spark packages in ~/.ivy2; {archive})"
+          f" in {time.monotonic() - started:.0f} s")  # fmt: skip
     return 0
 
 

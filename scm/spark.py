@@ -45,6 +45,7 @@ def spark_session(
     app_name: str = "scm",
     shuffle_partitions: int | None = None,
     driver_memory: str = "2g",
+    archive_classes_to: Path | None = None,
 ) -> SparkSession:
     """The process's Spark session, created on first call with Delta and Kafka support.
 
@@ -52,10 +53,13 @@ def spark_session(
     On a cluster (``spark://…``) each executor gets ``SCM_SPARK_EXECUTOR_MEMORY`` (1g), the
     jars are shipped from this driver, and executors run this interpreter (the venv's, where
     the platform and pyspark are installed) unless ``PYSPARK_PYTHON`` names another.
+    The driver maps the class-data archive of ``scm.class_archive`` when setup built it;
+    ``archive_classes_to`` is for building it.
     """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
+    from scm.class_archive import driver_options
     from scm.jars import cached_spark_jars
 
     active = SparkSession.getActiveSession()
@@ -84,7 +88,8 @@ def spark_session(
         # a StackOverflowError. Thread stacks are reserved, not committed, memory.
         .config(
             "spark.driver.extraJavaOptions",
-            f"-Duser.timezone=UTC -Xss32m -Dlog4j2.configurationFile={_LOG_CONFIG} {_DRIVER_JIT}",
+            f"-Duser.timezone=UTC -Xss32m -Dlog4j2.configurationFile={_LOG_CONFIG} {_DRIVER_JIT} "
+            + driver_options(settings.jars_cache, write_to=archive_classes_to),
         )
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.enabled", "false")

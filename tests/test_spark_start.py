@@ -1,7 +1,8 @@
-"""A Spark start as a user sees it: from the jars resolved once at setup, and quiet."""
+"""A Spark start as a user sees it: from the jars and class archive made once at setup, quiet."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from scm.class_archive import archive_path
 from scm.jars import cached_spark_jars
 from scm.settings import load_settings
+from scm.spark import engine_pid
 
 pytestmark = pytest.mark.spark
 
@@ -28,6 +31,20 @@ def test_sessions_use_the_jars_resolved_at_setup_without_ivy(spark: Any) -> None
     assert listed == sorted(str(jar) for jar in jars)
     assert any("delta-spark" in jar.name for jar in jars)
     assert any("spark-sql-kafka" in jar.name for jar in jars)
+
+
+def test_the_driver_maps_the_class_archive_built_at_setup(spark: Any) -> None:
+    """Setup writes the driver's class-data archive; a session's JVM maps it at start (the
+    mapped CDS region then exceeds the archive's size: the JDK's base archive alone is far
+    smaller), so Spark's classes are not parsed and verified again."""
+    archive = archive_path(load_settings({}).jars_cache)
+    assert archive.is_file(), "setup (python -m scm.jars) builds the class archive"
+    info = subprocess.run(
+        ["jcmd", str(engine_pid(spark)), "VM.info"], capture_output=True, text=True, check=True
+    ).stdout
+    mapped = re.search(r"CDS archive\(s\) mapped at: .*, size (\d+),", info)
+    assert mapped is not None, info[:2000]
+    assert int(mapped.group(1)) > archive.stat().st_size
 
 
 def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:

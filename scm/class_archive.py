@@ -1,0 +1,127 @@
+"""A class-data archive of the Spark driver: a JVM start maps Spark's classes, not loads them.
+
+Every ``scm`` command that starts Spark loads tens of thousands of classes from Spark's,
+Delta's and Kafka's jars, parsing and verifying each: most of a start's CPU on a small
+machine. The JVM can write the classes one run loaded to an archive
+(``-XX:ArchiveClassesAtExit``) and map that archive at later starts
+(``-XX:SharedArchiveFile``); measured on two cores, a session's start and first query went
+from 9.2–11.8 s (10–13 CPU-s) to 5.6–6.4 s (5.8–6.7 CPU-s), see docs/performance.md.
+
+``python -m scm.jars`` (the setup step) builds it once per Java, pyspark, delta-spark and
+jar set, from a run that does what the commands do (Delta writes, MERGE and reads, SQL,
+a Delta stream, the Kafka source); sessions use it when it is there. The JVM itself checks
+that an archive matches its class path and build, and ignores one that does not (its CDS
+log is off, so that costs nothing but the gain).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+from scm.errors import ScmError
+from scm.processes import find_java
+
+# The JVM's own notes about the archive (e.g. "Unable to use shared archive" after a JDK
+# update) would land on the user's terminal: off.
+_QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def archive_path(cache: Path) -> Path:
+    """Where the archive for this Java, pyspark and delta-spark lives in the jar cache."""
+    java = Path(find_java()).resolve()
+    key = f"{java}:{java.stat().st_mtime_ns}:{version('pyspark')}:{version('delta-spark')}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache / f"spark-driver-{version('pyspark')}-{digest}.jsa"
+
+
+def driver_options(cache: Path, *, write_to: Path | None = None) -> str:
+    """The driver's JVM options: map the archive if built, or write one to ``write_to``."""
+    if write_to is not None:
+        return f"-XX:ArchiveClassesAtExit={write_to} {_QUIET}"
+    archive = archive_path(cache)
+    return f"-XX:SharedArchiveFile={archive} {_QUIET}" if archive.is_file() else ""
+
+
+def build_archive(cache: Path) -> Path:
+    """Write the archive unless it exists: one representative run in a child process.
+
+    The JVM writes the archive when it exits, so the child waits for its JVM; the file is
+    renamed into place only then, and a failed run leaves nothing behind.
+    """
+    target = archive_path(cache)
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=cache, prefix=".spark-driver-", suffix=".jsa")
+    os.close(fd)
+    partial = Path(name)
+    partial.unlink()  # the JVM creates it
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "scm.class_archive", str(partial)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not partial.is_file():
+            output = (result.stdout + result.stderr).strip().splitlines() or ["no output"]
+            raise ScmError(f"could not build the Spark class archive: {output[-1][:300]}")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _exercise(write_to: Path) -> None:
+    """What the commands do, on a throw-away lake, in a session writing the archive."""
+    from pyspark import SparkContext
+
+    from scm.settings import load_settings
+    from scm.spark import spark_session
+
+    with tempfile.TemporaryDirectory() as lake:
+        settings = load_settings({"SCM_LAKE": lake, "SCM_STATE": lake})
+        spark = spark_session(settings, app_name="scm-class-archive", archive_classes_to=write_to)
+        table = f"{lake}/table"
+        spark.range(100).selectExpr("id", "id % 7 AS k", "CAST(id AS STRING) AS v").write.format(
+            "delta"
+        ).partitionBy("k").save(table)
+        spark.sql(
+            f"MERGE INTO delta.`{table}` t USING (SELECT 5 AS id, 5 AS k, 'x' AS v) s "
+            "ON t.id = s.id WHEN NOT MATCHED THEN INSERT *"
+        )
+        spark.sql(
+            f"SELECT k, count(*), max(a.v) FROM delta.`{table}` a JOIN delta.`{table}` b "
+            "USING (id, k) GROUP BY k ORDER BY k"
+        ).collect()
+        spark.read.format("delta").load(table).toArrow()
+        stream = (
+            spark.readStream.format("delta")
+            .load(table)
+            .writeStream.option("checkpointLocation", f"{lake}/checkpoint")
+            .foreachBatch(
+                lambda batch, _id: batch.write.format("delta").mode("append").save(f"{lake}/copy")
+            )
+            .trigger(availableNow=True)
+            .start()
+        )
+        stream.awaitTermination()
+        # The Kafka source's classes, without a broker: planned, never started.
+        kafka = spark.readStream.format("kafka").option("subscribe", "scm.orders")
+        kafka.option("kafka.bootstrap.servers", "127.0.0.1:9").load().selectExpr(
+            "CAST(value AS STRING)"
+        ).explain()
+        spark.stop()
+        gateway = SparkContext._gateway
+        assert gateway is not None
+        gateway.shutdown()
+        gateway.proc.stdin.close()  # the JVM exits on end of input, writing the archive
+        gateway.proc.wait()
+
+
+if __name__ == "__main__":
+    _exercise(Path(sys.argv[1]))
