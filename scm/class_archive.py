@@ -7,11 +7,13 @@ machine. The JVM can write the classes one run loaded to an archive
 (``-XX:SharedArchiveFile``); measured on two cores, a session's start and first query went
 from 9.2–11.8 s (10–13 CPU-s) to 5.6–6.4 s (5.8–6.7 CPU-s), see docs/performance.md.
 
-``python -m scm.jars`` (the setup step) builds it once per Java, pyspark, delta-spark and
-jar set, from a run that does what the commands do (Delta writes, MERGE and reads, SQL,
-a Delta stream, the Kafka source); sessions use it when it is there. The JVM itself checks
-that an archive matches its class path and build, and ignores one that does not (its CDS
-log is off, so that costs nothing but the gain).
+``python -m scm.jars`` (the setup step) builds it once per environment, from a run that does
+what the commands do (Delta writes, MERGE and reads, SQL, a Delta stream, the Kafka
+source); sessions use it when it is there. The JVM maps an archive only on the class path
+it was written with (pyspark's jar folder, so the environment's own path) and the same JDK
+build, and silently ignores any other: the archive therefore lives in the environment
+(``<venv>/share/scm``), named after the Java, pyspark, delta-spark and jars it was built
+from, and goes with the environment when that is deleted or recreated elsewhere.
 """
 
 from __future__ import annotations
@@ -32,12 +34,25 @@ from scm.processes import find_java
 _QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
+_FOLDER = Path(sys.prefix) / "share" / "scm"
+
+
 def archive_path(cache: Path) -> Path:
-    """Where the archive for this Java, pyspark and delta-spark lives in the jar cache."""
+    """Where the archive for this environment, Java and Spark jars (in ``cache``) lives."""
+    import pyspark
+
+    from scm.jars import cached_spark_jars
+
     java = Path(find_java()).resolve()
-    key = f"{java}:{java.stat().st_mtime_ns}:{version('pyspark')}:{version('delta-spark')}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return cache / f"spark-driver-{version('pyspark')}-{digest}.jsa"
+    parts = [
+        f"{java}:{java.stat().st_mtime_ns}",
+        str(Path(pyspark.__file__).resolve().parent),
+        version("pyspark"),
+        version("delta-spark"),
+        *map(str, cached_spark_jars(cache) or []),
+    ]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+    return _FOLDER / f"spark-driver-{version('pyspark')}-{digest}.jsa"
 
 
 def driver_options(cache: Path, *, write_to: Path | None = None) -> str:
@@ -52,13 +67,16 @@ def build_archive(cache: Path) -> Path:
     """Write the archive unless it exists: one representative run in a child process.
 
     The JVM writes the archive when it exits, so the child waits for its JVM; the file is
-    renamed into place only then, and a failed run leaves nothing behind.
+    renamed into place only then, and a failed run leaves nothing behind. Archives of an
+    earlier Java or Spark in this environment (~200 MB each) are deleted.
     """
     target = archive_path(cache)
     if target.is_file():
         return target
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=cache, prefix=".spark-driver-", suffix=".jsa")
+    _FOLDER.mkdir(parents=True, exist_ok=True)
+    for stale in _FOLDER.glob("spark-driver-*.jsa"):
+        stale.unlink()
+    fd, name = tempfile.mkstemp(dir=_FOLDER, prefix=".spark-driver-", suffix=".jsa")
     os.close(fd)
     partial = Path(name)
     partial.unlink()  # the JVM creates it
