@@ -5,7 +5,7 @@ Delta's and Kafka's jars, parsing and verifying each: most of a start's CPU on a
 machine. The JVM can write the classes one run loaded to an archive
 (``-XX:ArchiveClassesAtExit``) and map that archive at later starts
 (``-XX:SharedArchiveFile``); measured on two cores, a session's start and first query went
-from 9.2–11.8 s (10–13 CPU-s) to 5.6–6.4 s (5.8–6.7 CPU-s), see docs/performance.md.
+from 9.2–11.8 s (10–13 CPU-s) to 5.6–5.8 s (5.9–6.4 CPU-s), see docs/performance.md.
 
 ``python -m scm.jars`` (the setup step) builds it once per environment, from a run that does
 what the commands do (Delta writes, MERGE and reads, SQL, a Delta stream, the Kafka
