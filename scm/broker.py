@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Collection
@@ -26,6 +24,7 @@ from types import FrameType, TracebackType
 from typing import Self
 
 from scm.errors import ScmError
+from scm.maven import maven_copy
 from scm.processes import die_with_parent, find_java, free_port, port_free
 from scm.settings import Settings
 
@@ -45,25 +44,9 @@ def resolve_broker_jars(cache: Path) -> Path:
     marker = lib / ".complete"
     if marker.exists():
         return lib
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ScmError("Maven (mvn) was not found: install it (apt-get install maven)")
-    pom = Path(__file__).with_name("broker_pom.xml")
-    lib.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        shutil.copy(pom, Path(work) / "pom.xml")
-        result = subprocess.run(
-            [
-                mvn, "-q", "-B", "dependency:copy-dependencies",
-                f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={lib}",
-                "-DincludeScope=runtime",
-            ],
-            cwd=work, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if result.returncode != 0:
-        errors = [line for line in result.stdout.splitlines() if "ERROR" in line]
-        reason = errors[0] if errors else result.stderr.strip()[-300:]
-        raise ScmError(f"could not resolve Kafka {KAFKA_VERSION} jars from Maven Central: {reason}")
+    maven_copy(
+        "broker_pom.xml", {"kafka.version": KAFKA_VERSION}, lib, f"Kafka {KAFKA_VERSION} jars"
+    )
     marker.touch()
     return lib
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from scm.broker import resolve_broker_jars
 from scm.class_archive import build_archive
 from scm.errors import ScmError
+from scm.local_fs import resolve_local_fs_jar
 from scm.object_store import resolve_s3a_jars, resolve_s3proxy_jar
 from scm.settings import load_settings
 
@@ -90,6 +91,7 @@ def main() -> int:
         lib = resolve_broker_jars(cache)
         s3proxy = resolve_s3proxy_jar(cache)
         s3a = object_store_jars(cache)
+        local_fs = resolve_local_fs_jar(cache)
         resolve_spark_packages(cache)
     except ScmError as error:
         print(f"scm: error: {error}", file=sys.stderr)
@@ -99,6 +101,7 @@ def main() -> int:
     except ScmError as error:  # Spark starts without it, only slower
         archive = f"no Spark class archive: {error}"
     print(f"jars ready (broker in {lib}; object store {s3proxy}; Spark s3a in {s3a[0].parent};"
+          f" local file system {local_fs.name};"
           f" Spark packages in ~/.ivy2; {archive})"
           f" in {time.monotonic() - started:.0f} s")  # fmt: skip
     return 0

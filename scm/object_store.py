@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlparse
 
 from scm.errors import ScmError
+from scm.maven import maven_copy
 from scm.processes import die_with_parent, find_java, first_error_in_log, port_free
 from scm.settings import Settings
 
@@ -49,33 +48,8 @@ _LOCAL_ENDPOINT = re.compile(r"^http://(127\.0\.0\.1|localhost):(\d{1,5})/?$")
 _JAR_VERSION = re.compile(r"^(?P<artifact>.+?)-(?P<version>\d[^-]*)(-.+)?\.jar$")
 # Jars Maven brings whose classes pyspark has under another artifact name.
 _PROVIDED_AS = {"commons-logging": "jcl-over-slf4j"}
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _READY_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 10.0
-
-
-def _maven_copy(pom: str, properties: dict[str, str], output: Path, what: str) -> None:
-    """Copy the runtime dependencies of ``pom`` (next to this file) into ``output``."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ScmError("Maven (mvn) was not found: install it (apt-get install maven)")
-    output.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        shutil.copy(Path(__file__).with_name(pom), Path(work) / "pom.xml")
-        result = subprocess.run(
-            [
-                mvn, "-q", "-B", "-Dstyle.color=never", "dependency:copy-dependencies",
-                "-DincludeScope=runtime", f"-DoutputDirectory={output}",
-                *(f"-D{name}={value}" for name, value in properties.items()),
-            ],
-            cwd=work, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if result.returncode != 0:
-        printed = _ANSI.sub("", result.stdout)
-        errors = [line.strip() for line in printed.splitlines() if "ERROR" in line]
-        reason = errors[0] if errors else result.stderr.strip()[-300:] or "no output"
-        reason = reason.removeprefix("[ERROR] ").removesuffix(" -> [Help 1]")
-        raise ScmError(f"could not resolve {what} from Maven Central: {reason}")
 
 
 def resolve_s3proxy_jar(cache: Path) -> Path:
@@ -85,7 +59,7 @@ def resolve_s3proxy_jar(cache: Path) -> Path:
     marker = lib / ".complete"
     if marker.exists() and jar.is_file():
         return jar
-    _maven_copy(
+    maven_copy(
         "object_store_pom.xml", {"s3proxy.version": S3PROXY_VERSION}, lib,
         f"S3Proxy {S3PROXY_VERSION}",
     )  # fmt: skip
@@ -125,7 +99,7 @@ def resolve_s3a_jars(cache: Path) -> list[Path]:
     lib = cache / f"s3a-hadoop-{hadoop}-sdk-{AWS_SDK_VERSION}-pyspark-{version('pyspark')}"
     marker = lib / ".complete"
     if not marker.exists():
-        _maven_copy(
+        maven_copy(
             "s3a_pom.xml", {"hadoop.version": hadoop, "aws.sdk.version": AWS_SDK_VERSION}, lib,
             f"hadoop-aws {hadoop} and the AWS SDK {AWS_SDK_VERSION}",
         )  # fmt: skip

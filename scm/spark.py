@@ -61,6 +61,7 @@ def spark_session(
 
     from scm.class_archive import driver_options
     from scm.jars import cached_spark_jars
+    from scm.local_fs import local_fs_options
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -108,6 +109,9 @@ def spark_session(
         # executor of this size per application.
         .config("spark.executor.memory", settings.spark_executor_memory or "1g")
     )
+    folder_lake = one_machine and not settings.lake.startswith("s3://")
+    for name, value in local_fs_options(settings.jars_cache, folder_lake=folder_lake).items():
+        builder = builder.config(name, value)
     jars = cached_spark_jars(settings.jars_cache)
     if jars is None:
         builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_source_package()])

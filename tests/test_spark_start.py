@@ -77,3 +77,27 @@ def test_a_spark_command_prints_no_start_up_noise(tmp_path: Path) -> None:
         "WARN BlockManager: Block rdd_12_3 could not be removed as it was not found on disk or "
         "in memory",
     ]
+
+
+def _children_cpu_ticks(pid: int) -> int:
+    """CPU time of the process's exited and reaped children (cutime + cstime), in ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[13]) + int(fields[14])
+
+
+def test_delta_writes_to_a_folder_lake_start_no_process_per_file(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Hadoop's local file system, without a native library, forks `chmod` for every file it
+    creates and `readlink` before every rename: 24 child processes per small Delta append.
+    With the file system and log store set up by ``scm.local_fs``, appends cost the driver
+    no child process at all, so its children's CPU time does not move."""
+    table = str(tmp_path / "table")
+    rows = spark.range(50).selectExpr("id", "CAST(id AS STRING) AS name")
+    rows.write.format("delta").save(table)
+    rows.write.format("delta").mode("append").save(table)  # first-use work out of the way
+    before = _children_cpu_ticks(engine_pid(spark))
+    for batch in range(20):
+        rows.write.format("delta").mode("append").option("userMetadata", f"t:{batch}").save(table)
+    assert spark.read.format("delta").load(table).count() == 22 * 50
+    assert _children_cpu_ticks(engine_pid(spark)) == before
