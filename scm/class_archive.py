@@ -42,7 +42,7 @@ def archive_path(cache: Path) -> Path:
     import pyspark
 
     from scm.jars import cached_spark_jars
-    from scm.local_fs import local_fs_classpath
+    from scm.local_fs import local_fs_jar
 
     java = Path(find_java()).resolve()
     parts = [
@@ -51,7 +51,7 @@ def archive_path(cache: Path) -> Path:
         version("pyspark"),
         version("delta-spark"),
         *map(str, cached_spark_jars(cache) or []),
-        *map(str, local_fs_classpath(cache)),
+        str(local_fs_jar(cache)),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
     return _FOLDER / f"spark-driver-{version('pyspark')}-{digest}.jsa"

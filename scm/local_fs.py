@@ -22,8 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scm.errors import ScmError
-from scm.maven import maven_copy
+from scm.maven import maven_jar
 
 LOCAL_FS_VERSION = "0.1.0"
 _ARTIFACT = "hadoop-bare-naked-local-fs"
@@ -39,22 +38,14 @@ def _jar(cache: Path) -> Path:
 
 def resolve_local_fs_jar(cache: Path) -> Path:
     """Download the file system's jar from Maven Central once into ``cache``."""
-    jar = _jar(cache)
-    if jar.is_file():
-        return jar
-    maven_copy(
-        "local_fs_pom.xml", {"local.fs.version": LOCAL_FS_VERSION}, jar.parent,
-        f"{_ARTIFACT} {LOCAL_FS_VERSION}",
-    )  # fmt: skip
-    if not jar.is_file():
-        raise ScmError(f"Maven resolved {_ARTIFACT} {LOCAL_FS_VERSION} but {jar} is missing")
-    return jar
+    what = f"{_ARTIFACT} {LOCAL_FS_VERSION}"
+    return maven_jar("local_fs_pom.xml", {"local.fs.version": LOCAL_FS_VERSION}, _jar(cache), what)
 
 
-def local_fs_classpath(cache: Path) -> list[Path]:
-    """The driver's extra class path for the file system (empty until setup resolved it)."""
+def local_fs_jar(cache: Path) -> Path | None:
+    """The file system's jar, once setup has resolved it."""
     jar = _jar(cache)
-    return [jar] if jar.is_file() else []
+    return jar if jar.is_file() else None
 
 
 def local_fs_options(cache: Path, *, folder_lake: bool) -> dict[str, str]:
@@ -66,16 +57,15 @@ def local_fs_options(cache: Path, *, folder_lake: bool) -> dict[str, str]:
     The jar goes on the JVM's class path, not ``spark.jars``: Hadoop loads the file system
     before Spark adds any jar; executors of a loopback cluster read the same path.
     """
-    classpath = local_fs_classpath(cache)
-    if not classpath:
+    jar = local_fs_jar(cache)
+    if jar is None:
         return {}
-    jar = str(classpath[0])
-    if not folder_lake:
-        return {"spark.driver.extraClassPath": jar}
-    return {
-        "spark.driver.extraClassPath": jar,
-        "spark.executor.extraClassPath": jar,
-        "spark.hadoop.fs.file.impl": _FILE_SYSTEM,
-        "spark.delta.logStore.file.impl": "io.delta.storage.LocalLogStore",
-        "spark.sql.streaming.checkpointFileManagerClass": _CHECKPOINT_FILES,
-    }
+    options = {"spark.driver.extraClassPath": str(jar)}
+    if folder_lake:
+        options |= {
+            "spark.executor.extraClassPath": str(jar),
+            "spark.hadoop.fs.file.impl": _FILE_SYSTEM,
+            "spark.delta.logStore.file.impl": "io.delta.storage.LocalLogStore",
+            "spark.sql.streaming.checkpointFileManagerClass": _CHECKPOINT_FILES,
+        }
+    return options

@@ -35,3 +35,16 @@ def maven_copy(pom: str, properties: dict[str, str], output: Path, what: str) ->
         reason = errors[0] if errors else result.stderr.strip()[-300:] or "no output"
         reason = reason.removeprefix("[ERROR] ").removesuffix(" -> [Help 1]")
         raise ScmError(f"could not resolve {what} from Maven Central: {reason}")
+
+
+def maven_jar(pom: str, properties: dict[str, str], jar: Path, what: str) -> Path:
+    """``jar``, which ``pom`` resolves into its folder, copied from Maven Central once (a
+    ``.complete`` marker records a finished copy)."""
+    marker = jar.parent / ".complete"
+    if marker.exists() and jar.is_file():
+        return jar
+    maven_copy(pom, properties, jar.parent, what)
+    if not jar.is_file():
+        raise ScmError(f"Maven resolved {what} but {jar} is missing")
+    marker.touch()
+    return jar

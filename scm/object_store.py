@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlparse
 
 from scm.errors import ScmError
-from scm.maven import maven_copy
+from scm.maven import maven_copy, maven_jar
 from scm.processes import die_with_parent, find_java, first_error_in_log, port_free
 from scm.settings import Settings
 
@@ -54,19 +54,17 @@ _STOP_TIMEOUT_SECONDS = 10.0
 
 def resolve_s3proxy_jar(cache: Path) -> Path:
     """Download S3Proxy's self-contained jar from Maven Central once into ``cache``."""
-    lib = cache / f"s3proxy-{S3PROXY_VERSION}"
-    jar = lib / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
-    marker = lib / ".complete"
-    if marker.exists() and jar.is_file():
-        return jar
-    maven_copy(
-        "object_store_pom.xml", {"s3proxy.version": S3PROXY_VERSION}, lib,
+    jar = (
+        cache
+        / f"s3proxy-{S3PROXY_VERSION}"
+        / f"s3proxy-{S3PROXY_VERSION}-jar-with-dependencies.jar"
+    )
+    return maven_jar(
+        "object_store_pom.xml",
+        {"s3proxy.version": S3PROXY_VERSION},
+        jar,
         f"S3Proxy {S3PROXY_VERSION}",
-    )  # fmt: skip
-    if not jar.is_file():
-        raise ScmError(f"Maven resolved S3Proxy {S3PROXY_VERSION} but {jar} is missing")
-    marker.touch()
-    return jar
+    )
 
 
 def _artifact(jar: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from scm.class_archive import archive_path
 from scm.jars import cached_spark_jars
+from scm.local_fs import local_fs_jar
 from scm.settings import load_settings
 from scm.spark import engine_pid
 
@@ -92,6 +93,7 @@ def test_delta_writes_to_a_folder_lake_start_no_process_per_file(
     creates and `readlink` before every rename: 24 child processes per small Delta append.
     With the file system and log store set up by ``scm.local_fs``, appends cost the driver
     no child process at all, so its children's CPU time does not move."""
+    assert local_fs_jar(load_settings({}).jars_cache), "setup (python -m scm.jars) resolves it"
     table = str(tmp_path / "table")
     rows = spark.range(50).selectExpr("id", "CAST(id AS STRING) AS name")
     rows.write.format("delta").save(table)
