@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -37,8 +38,22 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for ``bind(0)``
+# is also what the next outgoing connection on this machine may take, before the JVM that
+# was given it has bound it (an S3Proxy start takes seconds).
+_LISTEN_PORTS = range(20000, 32768)
+
+
 def free_port(host: str) -> int:
-    """A port the system has free on ``host`` now."""
+    """A port free on ``host`` now, outside the range outgoing connections draw from."""
+    for _ in range(50):
+        port = random.choice(_LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])

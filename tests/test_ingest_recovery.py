@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pyarrow as pa
 import pytest
 
 from scm.lake import Lake
+from scm.processes import free_port
 from scm.settings import Settings, load_settings
 from tests.conftest import make_settings
 from tests.test_ingest import (
@@ -160,9 +160,7 @@ def test_kill_9_mid_stream_then_restart_is_exactly_once(
 
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port("127.0.0.1")
 
 
 def test_continuous_ingest_survives_a_broker_restart(spark: Any, tmp_path: Path) -> None:
