@@ -7,6 +7,7 @@ becomes a one-line :class:`ScmError` that says what to do.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +132,43 @@ def ensure_topics(
             raise ScmError(
                 f"cannot create Kafka topic {topic} at {settings.kafka_bootstrap}: {error}"
             ) from None
+    _await_metadata(settings, created, partitions)
     return created
+
+
+def _await_metadata(
+    settings: Settings, topics: Sequence[str], partitions: int, timeout: float = 30.0
+) -> None:
+    """Wait until each bootstrap server lists ``topics`` with a leader for every partition.
+
+    A create call returns once the controller has the topic; each broker learns of it a
+    moment later. Asking every server, each through a client of its own, lets a caller
+    that says "ready" mean it for any node a producer or consumer talks to first.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    deadline = time.monotonic() + timeout
+    for server in settings.kafka_bootstrap.split(","):
+        admin = AdminClient({**_admin_config(settings), "bootstrap.servers": server.strip()})
+        while True:
+            try:
+                known = admin.list_topics(timeout=10).topics
+            except KafkaException:
+                known = {}
+            if all(
+                topic in known
+                and len(known[topic].partitions) == partitions
+                and all(p.leader >= 0 for p in known[topic].partitions.values())
+                for topic in topics
+            ):
+                break
+            if time.monotonic() > deadline:
+                raise ScmError(
+                    f"Kafka at {server.strip()} does not list the new topics after"
+                    f" {timeout:.0f} s: see its log"
+                )
+            time.sleep(0.1)
 
 
 def producer(settings: Settings) -> Producer:
