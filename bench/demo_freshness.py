@@ -5,8 +5,12 @@ lake and state (Dagster, Streamlit, the live simulator and the continuous ingest
 waits until it says it is running and for a settling time, then produces a 100 ev/s
 background of replayed simulator events and 4 marker snapshots/s for 30 s, as the freshness
 measure of ``python -m bench`` does, and notes when each marker is readable in
-``bronze/inventory`` and in ``silver/inventory_position`` (delta-rs, as any reader). Prints
-one JSON document; the demo is stopped with SIGTERM and its folder removed.
+``bronze/inventory`` and in ``silver/inventory_position`` (delta-rs, as any reader). Beside
+them, in the same run: the micro-batches of the demo's own ``scm ingest`` process that
+started under the load (from its ``ingest-progress.jsonl``: the process a user runs, with no
+bench thread in it), and the direct floor (``bench.direct``: confluent-kafka → pyarrow →
+delta-rs over the demo broker's topics, into a scratch lake, while the demo still runs).
+Prints one JSON document; the demo is stopped with SIGTERM and its folder removed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -25,6 +30,7 @@ from typing import Any
 
 from bench.context import REPO, empty_settings_file, scm_command
 from bench.demo import READY_LINE, READY_TIMEOUT_S, _free_port
+from bench.direct import direct_to_delta
 from bench.freshness import (
     DRAIN_S,
     Markers,
@@ -34,8 +40,46 @@ from bench.freshness import (
     produce_load,
 )
 from bench.memory import wait_for
+from bench.progress import epoch_seconds
+from bench.workload import high_watermarks
+from ingest.bronze_sink import BRONZE_QUERY
+from ingest.progress import PROGRESS_FILE
 from scm.lake import Lake
-from scm.settings import load_settings
+from scm.settings import Settings, load_settings
+
+
+def batches_since(progress_file: Path, since: float) -> dict[str, Any]:
+    """The bronze query's micro-batches with rows that started at ``since`` or later, from
+    an ``scm ingest`` process's progress log: how many, median seconds and rows."""
+    records = [json.loads(line) for line in progress_file.read_text().splitlines() if line]
+    batches = [
+        record
+        for record in records
+        if record.get("query") == BRONZE_QUERY
+        and record.get("input_rows")
+        and record.get("time")
+        and epoch_seconds(record["time"]) >= since
+    ]
+    if not batches:
+        return {"batches_under_load": 0}
+    return {
+        "batches_under_load": len(batches),
+        "batch_median_s": round(
+            statistics.median(r["batch_duration_ms"] for r in batches) / 1e3, 3
+        ),
+        "batch_rows_median": statistics.median(r["input_rows"] for r in batches),
+    }
+
+
+def direct_floor(settings: Settings, lake_root: Path) -> dict[str, Any]:
+    """The direct path over every message the broker holds now, as ``bench`` measures it."""
+    expected = {topic: count for topic, count in high_watermarks(settings).items() if count}
+    result = direct_to_delta(settings, expected, str(lake_root))
+    return {
+        "direct_messages": result.messages,
+        "direct_s": round(result.seconds, 2),
+        "direct_eps": round(result.messages / result.seconds) if result.seconds else None,
+    }
 
 
 def main() -> None:
@@ -84,6 +128,7 @@ def main() -> None:
             watcher.start()
         stop_produce, counts = threading.Event(), dict[str, int]()
         threading.Timer(args.seconds, stop_produce.set).start()
+        load_started = time.time()
         produce_load(settings, background, (100.0, 4.0), markers, stop_produce, counts)
         report.update(counts)
         wait_for(
@@ -103,6 +148,8 @@ def main() -> None:
             latencies = [seen.get(s, drained_at) - t for s, t in markers.produced_at.items()]
             report[name] = _percentiles(latencies)
             report[f"missed_{name}"] = len(markers.produced_at) - len(seen)
+        report["ingest_process"] = batches_since(Path(settings.state) / PROGRESS_FILE, load_started)
+        report["direct_floor"] = direct_floor(settings, work / "direct")
     finally:
         demo.send_signal(signal.SIGTERM)
         try:
