@@ -65,9 +65,10 @@ def test_scm_cluster_up_prints_the_bootstrap_and_down_stops_every_node(tmp_path:
         assert len(_kafka_jvms(tmp_path)) == 3
         for server in settings.kafka_bootstrap.split(","):
             assert answers_metadata(server)  # every node serves clients on its own
-        admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
-        orders = admin.list_topics(timeout=10).topics["scm.orders"]
-        assert all(len(partition.replicas) == 3 for partition in orders.partitions.values())
+            # Ready means the topics too: each node lists them, replicated three times.
+            node = AdminClient({"bootstrap.servers": server})
+            orders = node.list_topics(timeout=10).topics["scm.orders"]
+            assert all(len(partition.replicas) == 3 for partition in orders.partitions.values())
 
         down = subprocess.run(
             [*SCM, "cluster", "down"], env=env, capture_output=True, text=True, timeout=90
