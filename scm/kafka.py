@@ -145,6 +145,8 @@ def _await_metadata(
     moment later. Asking every server, each through a client of its own, lets a caller
     that says "ready" mean it for any node a producer or consumer talks to first.
     """
+    if not topics:
+        return
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
