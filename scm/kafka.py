@@ -57,18 +57,21 @@ def _all_refuse(settings: Settings) -> bool:
     request); a refusal is final, so the caller can say so at once. Anything else (a slow
     network, a name that does not resolve yet) is left to librdkafka's own timeout.
     """
+    return all(_refuses(server) for server in settings.kafka_bootstrap.split(","))
+
+
+def _refuses(server: str) -> bool:
+    """True when ``server`` (host:port) refuses a TCP connection: no broker is there."""
     import socket
 
-    for server in settings.kafka_bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
-                return False
-        except ConnectionRefusedError:
-            continue
-        except OSError:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
             return False
-    return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
 
 
 def _admin_config(settings: Settings) -> dict[str, Any]:
@@ -152,6 +155,8 @@ def _await_metadata(
 
     deadline = time.monotonic() + timeout
     for server in settings.kafka_bootstrap.split(","):
+        if _refuses(server):
+            continue  # a node that is down serves no client; the others must know the topics
         admin = AdminClient({**_admin_config(settings), "bootstrap.servers": server.strip()})
         while True:
             try:

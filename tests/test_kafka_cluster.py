@@ -122,6 +122,20 @@ def test_ensure_topics_replicates_to_three_brokers_with_two_in_sync(
     assert config["min.insync.replicas"].value == "2"
 
 
+def test_ensure_topics_returns_once_every_answering_node_lists_them(
+    cluster: EmbeddedCluster,
+) -> None:
+    """Each node lists a created topic when ``ensure_topics`` returns (a client may ask any
+    node first); a bootstrap server with no broker behind it is not waited for."""
+    down = f"127.0.0.1:{_free_port()}"
+    settings = load_settings({"SCM_KAFKA_BOOTSTRAP": f"{cluster.bootstrap},{down}"})
+    topic = f"scm.listed-{uuid.uuid4().hex[:8]}"
+    assert ensure_topics(settings, (topic,)) == [topic]
+    for server in cluster.bootstrap.split(","):
+        listed = AdminClient({"bootstrap.servers": server}).list_topics(timeout=10).topics
+        assert len(listed[topic].partitions) == 4, server
+
+
 def _leader_of(cluster: EmbeddedCluster, topic: str, partition: int) -> int:
     return int(_partitions(cluster.bootstrap, topic)[partition].leader)
 
