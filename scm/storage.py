@@ -10,7 +10,9 @@ DuckDB reach the same store with the same keys.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import os
 from urllib.parse import urlparse
 
@@ -42,6 +44,20 @@ def _s3_client(
     if key and secret:
         options.update(access_key=key, secret_key=secret)
     return pafs.S3FileSystem(region=region or "us-east-1", **options)  # type: ignore[arg-type]
+
+
+@atexit.register
+def _release_s3_clients() -> None:
+    """Drop the cached S3 clients before Arrow finalizes its S3 support at exit.
+
+    pyarrow's own exit handler (registered when ``pyarrow.fs`` was imported, so it runs
+    after this one) shuts the AWS SDK down; a client still referenced then is destroyed
+    later, during interpreter teardown, which can abort the process ("terminate called
+    without an active exception", exit code 134; apache/arrow#41087). Arrow's advice: delete
+    the filesystems first.
+    """
+    _s3_client.cache_clear()
+    gc.collect()
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
