@@ -51,7 +51,7 @@ def archive_path(cache: Path) -> Path:
         version("pyspark"),
         version("delta-spark"),
         *map(str, cached_spark_jars(cache) or []),
-        str(local_fs_jar(cache)),
+        *(str(jar) for jar in (local_fs_jar(cache),) if jar is not None),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
     return _FOLDER / f"spark-driver-{version('pyspark')}-{digest}.jsa"

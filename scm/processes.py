@@ -48,11 +48,7 @@ def free_port(host: str) -> int:
     """A port free on ``host`` now, outside the range outgoing connections draw from."""
     for _ in range(50):
         port = random.choice(_LISTEN_PORTS)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
+        if port_free(host, port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))

@@ -20,9 +20,8 @@ import pyarrow as pa
 import pytest
 
 from scm.lake import Lake
-from scm.processes import free_port
 from scm.settings import Settings, load_settings
-from tests.conftest import make_settings
+from tests.conftest import _free_port, make_settings
 from tests.test_ingest import (
     Produced,
     build_data_set,
@@ -157,10 +156,6 @@ def test_kill_9_mid_stream_then_restart_is_exactly_once(
     assert run_ingest(settings, once=True) == 0
     assert "ingest caught up" in capsys.readouterr().out
     assert_exactly_once(settings, token, produced)
-
-
-def _free_port() -> int:
-    return free_port("127.0.0.1")
 
 
 def test_continuous_ingest_survives_a_broker_restart(spark: Any, tmp_path: Path) -> None:
