@@ -116,7 +116,8 @@ def mtime_ns_and_size(path: str) -> tuple[int, int] | None:
 def children(path: str) -> list[str]:
     """Base names of what is directly under ``path`` (none when it does not exist)."""
     if not is_object_store(path):
-        return os.listdir(path) if os.path.isdir(path) else []
+        local = path.removeprefix("file://")
+        return os.listdir(local) if os.path.isdir(local) else []
     store, inner = filesystem(path)
     selector = pafs.FileSelector(inner, allow_not_found=True, recursive=False)
     return [entry.base_name for entry in store.get_file_info(selector)]

@@ -93,11 +93,10 @@ class DuckDBEngine(Engine):
     def close(self) -> None:
         self.db.close()
 
-    def _write(self, layer: Layer, name: str, rows: pa.Table, **options: Any) -> None:
-        """Write through a table object kept for the engine's lifetime and shared with its
-        reader (its log is read once, then only new commits); rows are cast to the table's
-        own types unless the write replaces its schema."""
-        from deltalake import DeltaTable, write_deltalake
+    def _table(self, layer: Layer, name: str) -> DeltaTable | None:
+        """The table object writes go through, kept for the engine's lifetime and shared
+        with its reader: its log is read once, then only new commits (None: no table)."""
+        from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
         path = self.lake.table(layer, name)
@@ -105,9 +104,24 @@ class DuckDBEngine(Engine):
         table = self._writers.get(path) or self.db.delta_table(f"{layer}.{name}")
         if table is None:
             with contextlib.suppress(TableNotFoundError):
-                table = DeltaTable(path)
+                table = self._writers[path] = DeltaTable(path)
         else:
             table.update_incremental()
+            self._writers[path] = table
+        return table
+
+    def gold_columns(self, name: str) -> list[str] | None:
+        # The object the table's write will reuse: asking costs no extra log read.
+        table = self._table("gold", name)
+        return None if table is None else [field.name for field in table.schema().fields]
+
+    def _write(self, layer: Layer, name: str, rows: pa.Table, **options: Any) -> None:
+        """Write through :meth:`_table`'s object; rows are cast to the table's own types
+        unless the write replaces its schema."""
+        from deltalake import DeltaTable, write_deltalake
+
+        path = self.lake.table(layer, name)
+        table = self._table(layer, name)
         if table is not None and options.get("schema_mode") != "overwrite":
             rows = rows.cast(pa.schema(table.schema().to_arrow()))  # type: ignore[arg-type]
         write_deltalake(table or path, rows, **options)

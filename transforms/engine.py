@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scm.lake import Lake
+from transforms.lake_io import column_names
 from transforms.model import GoldTable, Partitions
 from transforms.silver import DIMENSIONS, SILVER_TABLES
 from transforms.sql import Dialect, render
@@ -83,6 +84,10 @@ class Engine(ABC):
         still at that version is not read at all. ``full`` rebuilds silver from all of
         bronze (the backfill path after a logic change).
         """
+
+    def gold_columns(self, name: str) -> list[str] | None:
+        """The columns of gold table ``name`` as written (None: there is no table yet)."""
+        return column_names(self.lake.gold(name))
 
     def render(
         self,

@@ -6,7 +6,10 @@ Only the log is read here (no ``to_pyarrow_*``, see platform.md fact 4).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
+
+from scm import storage
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -19,13 +22,19 @@ def table_exists(path: str) -> bool:
     return bool(DeltaTable.is_deltatable(path))
 
 
-def delta_version(path: str) -> int | None:
-    """The current version of the Delta table at ``path``, or None when there is none."""
-    from deltalake import DeltaTable
+_COMMIT_FILE = re.compile(r"^([0-9]{20})\.json$")
 
-    if not table_exists(path):
-        return None
-    return int(DeltaTable(path, without_files=True).version())  # the log, not the file list
+
+def delta_version(path: str) -> int | None:
+    """The current version of the Delta table at ``path``, or None when there is none.
+
+    The highest-numbered commit file in its log: a commit is published by creating that
+    file atomically, and the newest one is never cleaned up, so one listing answers it
+    (opening the table to ask costs ~3 ms of log reading; a refresh asks ~20 times).
+    """
+    names = storage.children(f"{path.rstrip('/')}/_delta_log")
+    versions = [int(found.group(1)) for name in names if (found := _COMMIT_FILE.match(name))]
+    return max(versions, default=None)
 
 
 def column_names(path: str) -> list[str] | None:

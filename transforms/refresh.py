@@ -33,7 +33,7 @@ from scm.lake_lock import RefreshLock
 from scm.settings import Settings
 from transforms.engine import Engine, open_engine
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
-from transforms.lake_io import column_names, delta_version, last_commit_metadata
+from transforms.lake_io import delta_version, last_commit_metadata
 from transforms.master_data import MasterLoad, load_master_data
 from transforms.model import GoldTable, Partitions
 from transforms.planning import reorder_alerts
@@ -209,7 +209,7 @@ def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
     """The gold partitions that silver rows stamped after ``since`` touch (all when None).
 
     Nothing is touched when silver did not move (read from the Delta logs, no Spark job)
-    and product costs did not change; otherwise each table's own ``affected_partitions``
+    and product costs did not change; otherwise each table's own ``touched`` rule
     decides (a shipment reaches its order's day, a moved as-of date the orders now due).
     ``scm refresh`` and the Dagster silver asset both decide with this function.
     """
@@ -237,7 +237,7 @@ def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
     def touched(table: GoldTable) -> Partitions:
         # A missing table, or one written before its definition gained or lost a column,
         # is built whole; the others get the partitions their rules say.
-        current = column_names(lake.gold(table.name)) == list(table.column_names)
+        current = engine.gold_columns(table.name) == list(table.column_names)
         return changes.touched(table) if current else None
 
     # Each rule is a query or two: asked side by side where the engine overlaps its jobs.
