@@ -1,7 +1,8 @@
 """Small reads of Delta metadata (versions, commit metadata) that need no Spark job.
 
-delta-rs answers them from the log in milliseconds; asking Spark would plan a job each time.
-Only the log is read here (no ``to_pyarrow_*``, see platform.md fact 4).
+delta-rs answers them from the log in milliseconds (a version from one listing of it);
+asking Spark would plan a job each time. Only the log is read here (no ``to_pyarrow_*``,
+see platform.md fact 4).
 """
 
 from __future__ import annotations
