@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
-from deltalake.schema import PrimitiveType
+from deltalake.schema import ArrayType, MapType, PrimitiveType, StructType
 
 from scm import storage
 from scm.errors import ScmError
@@ -169,6 +169,19 @@ def _duckdb_type(delta_type: object) -> str | None:
     return _PRIMITIVE_TYPES.get(name)
 
 
+def _null_type(delta_type: object) -> str:
+    """DuckDB type of a column no data file holds, nested types spelled out: an empty
+    snapshot's ``lines`` must still be a list for ``unnest`` (text for what is unknown)."""
+    if isinstance(delta_type, ArrayType):
+        return f"{_null_type(delta_type.element_type)}[]"
+    if isinstance(delta_type, MapType):
+        return f"MAP({_null_type(delta_type.key_type)}, {_null_type(delta_type.value_type)})"
+    if isinstance(delta_type, StructType):
+        members = ", ".join(f"{_quote(f.name)} {_null_type(f.type)}" for f in delta_type.fields)
+        return f"STRUCT({members})"
+    return _duckdb_type(delta_type) or "VARCHAR"
+
+
 def _commit_file(path: str, version: int) -> str:
     return f"{path}/_delta_log/{version:020d}.json"
 
@@ -189,6 +202,7 @@ class _Column:
     name: str
     physical: str
     sql_type: str | None
+    null_type: str  # the type of a null standing in for it (nested types too)
     is_partition: bool
 
 
@@ -221,6 +235,7 @@ class _SnapshotSql:
                 if mapping
                 else field.name,
                 sql_type=_duckdb_type(field.type),
+                null_type=_null_type(field.type),
                 is_partition=field.name in partitions,
             )
             for field in table.schema().fields
@@ -287,7 +302,7 @@ class _SnapshotSql:
 
     def _empty(self) -> str:
         projection = ", ".join(
-            f"cast(null as {c.sql_type or 'VARCHAR'}) as {_quote(c.name)}" for c in self.columns
+            f"cast(null as {c.null_type}) as {_quote(c.name)}" for c in self.columns
         )
         return f"select {projection} where false"
 
@@ -350,7 +365,7 @@ class _SnapshotSql:
             else:
                 value, stored = "null", None
             # Casting a column that already has the type would hide it from filter pushdown.
-            cast_to = column.sql_type or ("VARCHAR" if value == "null" else None)
+            cast_to = column.sql_type or (column.null_type if value == "null" else None)
             if (
                 cast_to
                 and stored != cast_to

@@ -650,6 +650,40 @@ def test_added_since_reads_only_the_files_an_append_only_table_gained(tmp_path: 
         assert lake.added_since("bronze.nothing", 0) is None
 
 
+def test_a_commit_without_new_files_reads_as_no_rows_of_the_tables_own_types(
+    tmp_path: Path,
+) -> None:
+    """A commit that adds no file (table properties, a vacuum's log entries) moves the
+    version an incremental refresh compares: its "rows added since" must be empty and typed
+    like the table, nested columns included (silver unnests bronze's ``lines``)."""
+    from deltalake import Field, schema
+
+    path = str(tmp_path / "bronze" / "orders")
+    lines = pa.list_(pa.struct([("line_no", pa.int64()), ("sku", pa.string())]))
+    rows = pa.table(
+        {
+            "event_id": ["a"],
+            "lines": pa.array([[{"line_no": 1, "sku": "S1"}]], lines),
+            "labels": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())),
+        }
+    )
+    write_deltalake(path, rows)
+    table = DeltaTable(path)
+    table.alter.set_table_properties({"delta.checkpointInterval": "50"})
+    # A column no data file holds: read as a null of its own type.
+    table.alter.add_columns(Field("ship_to", schema.StructType([Field("city", "string")])))
+    with open_lake(str(tmp_path)) as lake:
+        select = lake.added_since("bronze.orders", 0)
+        assert select is not None
+        unnested = lake.query(f"select unnest(lines) as line from ({select}) as added")
+        assert unnested.num_rows == 0
+        assert unnested.schema.field("line").type == lines.value_type
+        whole = lake.query("select * from bronze.orders")
+        assert lake.query(f"select * from ({select}) as added").schema == whole.schema
+        assert whole.column("ship_to").to_pylist() == [None]
+        assert whole.schema.field("ship_to").type == pa.struct([("city", pa.string())])
+
+
 def test_schema_evolution_and_empty_tables(tmp_path: Path) -> None:
     path = str(tmp_path / "silver" / "evolving")
     write_deltalake(path, pa.table({"a": [1]}))
