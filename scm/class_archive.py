@@ -45,13 +45,14 @@ def archive_path(cache: Path) -> Path:
     from scm.local_fs import local_fs_jar
 
     java = Path(find_java()).resolve()
+    local_fs = local_fs_jar(cache)
     parts = [
         f"{java}:{java.stat().st_mtime_ns}",
         str(Path(pyspark.__file__).resolve().parent),
         version("pyspark"),
         version("delta-spark"),
         *map(str, cached_spark_jars(cache) or []),
-        *(str(jar) for jar in (local_fs_jar(cache),) if jar is not None),
+        *([str(local_fs)] if local_fs is not None else []),
     ]
     digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
     return _FOLDER / f"spark-driver-{version('pyspark')}-{digest}.jsa"

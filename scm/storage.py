@@ -24,6 +24,11 @@ def is_object_store(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+def _local(path: str) -> str:
+    """A local path as the operating system names it (``file://`` dropped)."""
+    return path.removeprefix("file://")
+
+
 _CLIENT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
@@ -56,14 +61,15 @@ def _release_s3_clients() -> None:
     without an active exception", exit code 134; apache/arrow#41087). Arrow's advice: delete
     the filesystems first.
     """
-    _s3_client.cache_clear()
-    gc.collect()
+    if _s3_client.cache_info().currsize:
+        _s3_client.cache_clear()
+        gc.collect()
 
 
 def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
     """The filesystem holding ``path`` and the path inside it (``bucket/key`` on S3)."""
     if not is_object_store(path):
-        return pafs.LocalFileSystem(), path.removeprefix("file://")
+        return pafs.LocalFileSystem(), _local(path)
     parsed = urlparse(path)
     if parsed.scheme not in ("s3", "s3a"):
         raise ValueError(f"{path}: only s3:// object stores are supported")
@@ -80,20 +86,21 @@ def _info(path: str) -> pafs.FileInfo:
 
 def exists(path: str) -> bool:
     if not is_object_store(path):
-        return os.path.exists(path)
+        return os.path.exists(_local(path))
     return _info(path).type != pafs.FileType.NotFound
 
 
 def is_dir(path: str) -> bool:
     if not is_object_store(path):
-        return os.path.isdir(path)
+        return os.path.isdir(_local(path))
     return _info(path).type == pafs.FileType.Directory
 
 
 def modified_at(path: str) -> float | None:
     """Seconds since the epoch of the file's last write, None when it does not exist."""
     if not is_object_store(path):
-        return os.stat(path).st_mtime if os.path.exists(path) else None
+        local = _local(path)
+        return os.stat(local).st_mtime if os.path.exists(local) else None
     found = _info(path)
     if found.type == pafs.FileType.NotFound or found.mtime is None:
         return None
@@ -103,9 +110,10 @@ def modified_at(path: str) -> float | None:
 def mtime_ns_and_size(path: str) -> tuple[int, int] | None:
     """A file's identity for a cheap has-it-changed check; None when it is not a file."""
     if not is_object_store(path):
-        if not os.path.isfile(path):
+        local = _local(path)
+        if not os.path.isfile(local):
             return None
-        stat = os.stat(path)
+        stat = os.stat(local)
         return stat.st_mtime_ns, stat.st_size
     found = _info(path)
     if found.type != pafs.FileType.File:
@@ -116,7 +124,7 @@ def mtime_ns_and_size(path: str) -> tuple[int, int] | None:
 def children(path: str) -> list[str]:
     """Base names of what is directly under ``path`` (none when it does not exist)."""
     if not is_object_store(path):
-        local = path.removeprefix("file://")
+        local = _local(path)
         return os.listdir(local) if os.path.isdir(local) else []
     store, inner = filesystem(path)
     selector = pafs.FileSelector(inner, allow_not_found=True, recursive=False)
