@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pytest
 
 from simulator.events import (
@@ -141,7 +142,6 @@ def test_replenishment_plan_from_stock_demand_lead_times_and_open_po_lines(lake)
 
 def _weekly_demand(pairs: int, days: int, last_day: dt.date, seed: int = 11):  # type: ignore[no-untyped-def]
     """Poisson demand with a known weekday rhythm, per-pair levels and a slow trend."""
-    import numpy as np
     import pyarrow as pa
 
     rng = np.random.default_rng(seed)
@@ -179,6 +179,32 @@ def test_the_forecast_beats_three_quarters_of_seasonal_naive_on_weekly_demand() 
     assert pc.min(ahead["forecast_units"]).as_py() >= 0
     assert pc.min(ahead["forecast_date"]).as_py() == dt.date(2026, 7, 1)
     assert pc.max(ahead["forecast_date"]).as_py() == dt.date(2026, 7, 14)
+
+
+def test_the_level_is_statsforecasts_optimized_ses_exactly() -> None:
+    """The forecast calls statsforecast's compiled SES kernels directly (its model module
+    imports statsmodels): the levels must be the library's public model's, to the bit."""
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import SimpleExponentialSmoothingOptimized
+
+    from transforms.planning.forecast import ses_levels
+
+    rng = np.random.default_rng(7)
+    series = rng.poisson(3.0, (40, 84)) * rng.random((40, 84))
+    series[0] = 0.0  # a pair without demand in the window
+    series[1, :-1] = 0.0  # one order on the last day
+    frame = pd.DataFrame({
+        "unique_id": np.repeat(np.arange(40), 84),
+        "ds": np.tile(np.arange(84), 40),
+        "y": series.ravel(),
+    })  # fmt: skip
+    model = StatsForecast(models=[SimpleExponentialSmoothingOptimized()], freq=1, n_jobs=1)
+    library = model.forecast(df=frame, h=3).iloc[:, -1].to_numpy().reshape(40, 3)
+    levels = ses_levels(series)
+    assert levels.shape == (40,)
+    np.testing.assert_array_equal(library, np.repeat(levels[:, np.newaxis], 3, axis=1))
+    assert ses_levels(np.zeros((0, 84))).shape == (0,)
 
 
 def test_forecast_tables_cover_the_pairs_with_recent_demand(lake) -> None:

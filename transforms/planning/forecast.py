@@ -6,7 +6,7 @@ all its skus (one series alone is too noisy to tell a Monday from a Friday), eve
 is divided by it, statsforecast's simple exponential smoothing (α fitted per series) gives
 the level, and the forecast is level × the forecast day's weekday factor. The relational
 part (the daily demand of the active pairs) is SQL run by either engine; the fit runs over
-Arrow/NumPy arrays on the driver, all series at once.
+NumPy arrays on the driver.
 """
 
 from __future__ import annotations
@@ -66,11 +66,23 @@ class Series:
         return (first + start + np.arange(count)) % 7
 
 
+def ses_levels(series: np.ndarray) -> np.ndarray:
+    """Each row's one-step simple exponential smoothing forecast, α fitted in [0.01, 0.99]
+    by squared error: statsforecast's ``SimpleExponentialSmoothingOptimized``, computed by
+    the library's own compiled kernels. Its model module imports statsmodels (1.2–1.7 s in
+    every fresh process, most of a cold refresh); the kernels need 0.3–0.5 s.
+    tests/test_planning.py checks the result against the library's public model."""
+    from statsforecast._lib import ses
+
+    rows = np.ascontiguousarray(series, dtype=np.float64)
+    return np.array(
+        [ses.ses_forecast(row, ses.golden_section_ses(row, 0.01, 0.99))[0] for row in rows],
+        dtype=np.float64,
+    )
+
+
 def forecast(series: Series, fit_days: int, horizon: int = HORIZON_DAYS) -> np.ndarray:
     """Forecasts (pairs × horizon) fitted on the first ``fit_days`` columns."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import SimpleExponentialSmoothingOptimized
-
     history = series.values[:, :fit_days]
     weekdays = series.weekdays(0, fit_days)
     profile = np.ones((len(history), 7))
@@ -86,17 +98,7 @@ def forecast(series: Series, fit_days: int, horizon: int = HORIZON_DAYS) -> np.n
             profile[rows] = factors
     factor = profile[:, weekdays]
     level_series = np.divide(history, factor, out=np.zeros_like(history), where=factor > 0)
-    ids = np.repeat(np.arange(len(history)), fit_days)
-    frame = {
-        "unique_id": ids,
-        "ds": np.tile(np.arange(fit_days), len(history)),
-        "y": level_series.ravel(),
-    }
-    import pandas as pd
-
-    model = StatsForecast(models=[SimpleExponentialSmoothingOptimized()], freq=1, n_jobs=1)
-    levels = model.forecast(df=pd.DataFrame(frame), h=horizon)
-    level = levels.iloc[:, -1].to_numpy().reshape(len(history), horizon)
+    level = ses_levels(level_series)[:, np.newaxis]  # flat over the horizon
     ahead = profile[:, series.weekdays(fit_days, horizon)]
     return np.clip(level * ahead, 0.0, None)
 
