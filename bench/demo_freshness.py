@@ -42,7 +42,7 @@ from bench.freshness import (
 from bench.memory import wait_for
 from bench.progress import epoch_seconds
 from bench.workload import high_watermarks
-from ingest.bronze_sink import BRONZE_QUERY
+from ingest.offset_log import BRONZE_QUERY
 from ingest.progress import PROGRESS_FILE
 from scm.lake import Lake
 from scm.settings import Settings, load_settings

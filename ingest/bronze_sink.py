@@ -17,7 +17,6 @@ append, costed three state-reconstruction jobs per table per batch.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
 
 from ingest.inventory_position import INVENTORY_TOPIC, InventoryPosition
+from ingest.offset_log import BRONZE_QUERY, planned_topic_sizes
 from ingest.validation import (
     INGESTED_AT_COLUMN,
     NO_SUSPECTS,
@@ -39,7 +39,6 @@ from ingest.validation import (
     Verdict,
     quarantine_rows,
 )
-from scm import storage
 from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
 from scm.lake import Lake
 
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 
     from ingest.progress import ProgressLog
 
-BRONZE_QUERY = "scm_ingest_bronze"
 # The writer of the rows the reference validator accepted (the screen's rows are written
 # first, under the query's own app id): its own app id keeps both appends exactly-once.
 REFERENCE_WRITER = "reference"
@@ -164,40 +162,6 @@ def last_planned_batch(spark: SparkSession, checkpoint: str) -> int:
         return -1
     names = [str(status.getPath().getName()) for status in fs.listStatus(offsets)]
     return max((int(name) for name in names if name.isdigit()), default=-1)
-
-
-def planned_topic_sizes(checkpoint: str, batch_id: int) -> dict[str, int] | None:
-    """Offsets per topic that Spark planned for micro-batch ``batch_id``: its end offsets in
-    the checkpoint's offset log minus those of the batch before (where it started).
-
-    At most the topic's record count (transaction markers and compacted records take offsets
-    too) and 0 exactly when the topic has no record in the batch, which is what skipping a
-    topic and sizing its tasks need, read from two small files instead of counted by a Spark
-    job. None when the batch before is not in the log (the first batch of a query, which
-    starts where only Kafka knows) or a partition has no start offset in it.
-    """
-    if batch_id < 1:
-        return None
-    offsets = f"{checkpoint.rstrip('/')}/offsets"
-    try:
-        end, start = (_kafka_offsets(f"{offsets}/{n}") for n in (batch_id, batch_id - 1))
-    except (FileNotFoundError, IndexError, ValueError):
-        return None
-    sizes: dict[str, int] = {}
-    for topic, partitions in end.items():
-        for partition, offset in partitions.items():
-            begin = start.get(topic, {}).get(partition)
-            if begin is None:
-                return None
-            sizes[topic] = sizes.get(topic, 0) + max(0, offset - begin)
-    return sizes
-
-
-def _kafka_offsets(path: str) -> dict[str, dict[str, int]]:
-    """The Kafka source's offsets in one offset-log file: a version line, the batch's
-    metadata, then one line per source (this query has one, the Kafka source)."""
-    lines = storage.read_bytes(path).decode().splitlines()
-    return json.loads(lines[2])  # type: ignore[no-any-return]
 
 
 def _tasks_for(size: int, parallelism: int) -> int:

@@ -23,12 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.bronze_sink import (
-    BRONZE_QUERY,
-    BronzeSink,
-    create_bronze_tables,
-    last_planned_batch,
-)
+from ingest.bronze_sink import BronzeSink, create_bronze_tables, last_planned_batch
 from ingest.inventory_position import (
     LEGACY_POSITION_QUERY,
     InventoryPosition,
@@ -36,6 +31,7 @@ from ingest.inventory_position import (
 )
 from ingest.kafka_source import read_topics
 from ingest.lock import IngestLock
+from ingest.offset_log import BRONZE_QUERY
 from ingest.progress import PROGRESS_FILE, ProgressLog
 from scm.contracts import TOPICS
 from scm.errors import ScmError

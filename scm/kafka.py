@@ -92,6 +92,36 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
         raise _unreachable(settings) from None
 
 
+def end_offsets(
+    settings: Settings, topics: Sequence[str], timeout: float = 10.0
+) -> dict[str, dict[int, int]]:
+    """Each partition's end offset (the high watermark: the next offset to be written) of
+    ``topics``, per topic and partition; a topic Kafka does not list is left out."""
+    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka.admin import AdminClient, OffsetSpec
+
+    if _all_refuse(settings):
+        raise _unreachable(settings)
+    admin = AdminClient(_admin_config(settings))
+    ends: dict[str, dict[int, int]] = {}
+    try:
+        listed = admin.list_topics(timeout=timeout).topics
+        latest = OffsetSpec.latest()
+        requests = {
+            TopicPartition(topic, partition): latest
+            for topic in topics
+            if topic in listed
+            for partition in listed[topic].partitions
+        }
+        if not requests:
+            return ends
+        for asked, future in admin.list_offsets(requests, request_timeout=timeout).items():
+            ends.setdefault(asked.topic, {})[asked.partition] = future.result().offset
+    except KafkaException:
+        raise _unreachable(settings) from None
+    return ends
+
+
 def ensure_topics(
     settings: Settings,
     topics: Sequence[str] = ALL_TOPICS,

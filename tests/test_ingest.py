@@ -504,7 +504,7 @@ def test_last_planned_batch_is_the_newest_batch_the_checkpoint_planned(
 def test_planned_topic_sizes_are_the_rows_each_batch_held(ingested: Ingested) -> None:
     """The offset log tells a batch which topics to check without a counting job: here (no
     transactions, no compaction) exactly the rows the batch then logged per topic."""
-    from ingest.bronze_sink import BRONZE_QUERY, planned_topic_sizes
+    from ingest.offset_log import BRONZE_QUERY, planned_topic_sizes
     from scm.lake import Lake
 
     checkpoint = Lake.at(ingested.settings.lake).checkpoint(BRONZE_QUERY)
@@ -523,6 +523,53 @@ def test_planned_topic_sizes_are_the_rows_each_batch_held(ingested: Ingested) ->
     # The first batch starts where only Kafka knows.
     assert planned_topic_sizes(checkpoint, 0) is None
     assert planned_topic_sizes(checkpoint + "-never-started", 3) is None
+
+
+def test_a_catch_up_starts_spark_only_when_kafka_holds_something_new(
+    spark: Any, kafka_broker: str, tmp_path: Path
+) -> None:
+    """``scm refresh`` and Dagster's ingest step catch bronze up with ``ingest --once``; when
+    the last run read everything Kafka has, or a running ingest owns the lake, they skip it
+    without starting Spark (10-16 s). Anything the query would still read runs it."""
+    from ingest.lock import IngestLock
+    from ingest.offset_log import BRONZE_QUERY, nothing_new
+    from scm.lake import Lake
+    from transforms.refresh import catch_up_ingest
+
+    settings = make_settings(tmp_path, kafka_broker, SCM_INGEST_STARTING_OFFSETS="latest")
+    ensure_all_topics(settings)
+    asked: list[int] = []
+
+    def session() -> Any:
+        asked.append(1)
+        return spark
+
+    token = f"t{uuid.uuid4().hex[:8]}"
+    events = EventFactory(token)
+    assert catch_up_ingest(session, settings) == "caught up"  # a new lake: the query starts
+    produce(settings, [events.order(1)])
+    assert catch_up_ingest(session, settings) == "caught up"
+    assert len(asked) == 2
+
+    assert catch_up_ingest(session, settings) == "skipped: nothing new in Kafka"
+    with IngestLock.for_settings(settings):
+        produce(settings, [events.order(2)])
+        assert catch_up_ingest(session, settings) == (
+            "skipped: a running ingest keeps bronze current"
+        )
+    assert len(asked) == 2  # Spark was not asked for
+
+    assert catch_up_ingest(session, settings) == "caught up"  # order 2 is new
+    assert len(asked) == 3
+    rows = bronze_rows(spark, settings, token)
+    assert sorted(row["event_id"] for row in rows) == [f"{token}-e1", f"{token}-e2"]
+    checkpoint = Lake.at(settings.lake).checkpoint(BRONZE_QUERY)
+    assert nothing_new(settings, checkpoint, tuple(TOPICS))
+    # A batch planned but not committed (a crash before the commit) is replayed: not skipped.
+    commits = Path(checkpoint) / "commits"
+    newest = max((p for p in commits.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    newest.unlink()
+    assert not nothing_new(settings, checkpoint, tuple(TOPICS))
 
 
 def test_replayed_microbatch_writes_and_alerts_once(

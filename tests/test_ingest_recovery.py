@@ -273,7 +273,7 @@ def test_a_stop_during_a_batch_is_one_line_exit_0_and_loses_nothing(
     (SIGINT to the group): the ingest reports its stop in one line, exits 0, and a restart
     lands every record exactly once."""
     from ingest import run_ingest
-    from ingest.bronze_sink import BRONZE_QUERY
+    from ingest.offset_log import BRONZE_QUERY
 
     settings = make_settings(tmp_path, kafka_broker)
     ensure_all_topics(settings)

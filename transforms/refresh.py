@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from scm import storage
 from scm.errors import ScmError
 from scm.lake import Lake
 from scm.lake_lock import RefreshLock
@@ -246,20 +247,37 @@ def gold_changes(engine: Engine, since: Baseline | None) -> GoldChanges:
     return GoldChanges(as_of, products_version, partitions)
 
 
-def catch_up_ingest(spark: SparkSession, settings: Settings) -> str:
-    """``ingest --once`` on this session; skipped when a running ingest keeps bronze current."""
+def catch_up_ingest(spark: Callable[[], SparkSession], settings: Settings) -> str:
+    """``ingest --once``, on the session ``spark`` gives (asked only when there is work).
+
+    Skipped, without starting Spark, when a running ingest keeps bronze current or when
+    Kafka holds nothing the last run did not read (its checkpoint says where it ended).
+    """
+    from ingest.inventory_position import LEDGER_TABLE
+    from ingest.lock import IngestAlreadyRunning, IngestLock
+    from ingest.offset_log import BRONZE_QUERY, nothing_new
     from scm.contracts import ALERTS_TOPIC, TOPICS
     from scm.kafka import check_reachable, ensure_topics
 
     check_reachable(settings)  # fail fast, before Spark's Kafka source is even loaded
-    from ingest import IngestAlreadyRunning, start_ingest
-
     ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
     try:
-        with start_ingest(spark, settings, once=True) as run:
-            run.await_completion()
+        lock = IngestLock.for_settings(settings).acquire()
     except IngestAlreadyRunning:
         return "skipped: a running ingest keeps bronze current"
+    try:
+        lake = Lake.at(settings.lake)
+        # A lake from before the position's ledger gets it at the next start: not skipped.
+        if storage.exists(f"{lake.checkpoint(LEDGER_TABLE)}/_delta_log") and nothing_new(
+            settings, lake.checkpoint(BRONZE_QUERY), tuple(TOPICS)
+        ):
+            return "skipped: nothing new in Kafka"
+        from ingest import start_ingest
+
+        with start_ingest(spark(), settings, once=True, lock=lock) as run:
+            run.await_completion()
+    finally:
+        lock.release()
     return "caught up"
 
 
@@ -334,7 +352,7 @@ def _refresh(
     summary.master_data = load_master_data(lake)
     progress(summary.landing_line())
     if ingest:
-        summary.ingest = catch_up_ingest(sessions.spark, settings)
+        summary.ingest = catch_up_ingest(lambda: sessions.spark, settings)
         progress(summary.ingest_line())
     # A plan written by a refresh that died before its alerts: open them before it changes.
     reorder_alerts.sync(lake)

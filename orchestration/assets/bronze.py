@@ -95,8 +95,8 @@ def ingest(context, spark: SparkResource) -> Iterator[dg.MaterializeResult]:
     from transforms.refresh import catch_up_ingest
 
     settings = spark.settings.load()
-    outcome = catch_up_ingest(spark.session, settings)
-    # catch_up_ingest reports a lock held by a running ingest as "skipped: ..."
+    outcome = catch_up_ingest(lambda: spark.session, settings)
+    # catch_up_ingest reports a lock held by a running ingest, or nothing new, as "skipped: ..."
     mode = "observed" if outcome.startswith("skipped") else "catch-up"
     context.log.info(f"bronze {mode}: {outcome}")
     lake = spark.settings.lake()
