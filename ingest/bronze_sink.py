@@ -24,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import pyarrow as pa
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 from pyspark.util import inheritable_thread_target
@@ -39,7 +38,7 @@ from ingest.validation import (
     Verdict,
     quarantine_rows,
 )
-from scm.contracts import TOPICS, bronze_arrow_schema, quarantine_arrow_schema
+from scm.contracts import TOPICS
 from scm.lake import Lake
 
 if TYPE_CHECKING:
@@ -56,42 +55,6 @@ ROWS_PER_TASK = 50_000
 _RECENT_COMMITS = 20
 
 T = TypeVar("T")
-
-# Delta writes a checkpoint synchronously after every ``checkpointInterval``-th commit (10
-# by default): with a commit per topic per micro-batch, that was a checkpoint in most
-# batches, 1-1.5 s each. Readers replay at most this many small JSON commits instead, and
-# ``scm maintain`` (nightly) writes a checkpoint off the hot path.
-STREAMED_TABLE_PROPERTIES = {"delta.checkpointInterval": "100"}
-
-
-def create_delta_table(path: str, schema: pa.Schema) -> None:
-    """Create an empty Delta table at ``path`` unless one exists (readable before any data).
-
-    Created by delta-rs: a commit of milliseconds, where delta-spark's
-    ``createIfNotExists`` took ~1 s per table on a fresh JVM (6.4 s for the seven tables
-    of a new lake, before its first batch). The contract's Arrow schemas are the exact
-    equivalents of the Spark types the sink writes. No auto compaction: Delta runs it
-    synchronously after the write, inside the micro-batch; ``scm maintain`` and the nightly
-    maintenance schedule compact off the hot path, and ``scm.spark`` turns it off for
-    tables that earlier versions created with it. A table of an older lake gets
-    ``STREAMED_TABLE_PROPERTIES`` here too, in one commit, the first time.
-    """
-    from deltalake import DeltaTable
-
-    if not DeltaTable.is_deltatable(path):
-        DeltaTable.create(path, schema, mode="ignore", configuration=STREAMED_TABLE_PROPERTIES)
-        return
-    table = DeltaTable(path)
-    configuration = table.metadata().configuration
-    if any(configuration.get(key) != value for key, value in STREAMED_TABLE_PROPERTIES.items()):
-        table.alter.set_table_properties(STREAMED_TABLE_PROPERTIES)
-
-
-def create_bronze_tables(lake: Lake, topics: Iterable[str]) -> None:
-    """Bronze tables of ``topics`` and the quarantine, with the contract schema."""
-    for topic in topics:
-        create_delta_table(lake.bronze(TOPICS[topic].entity), bronze_arrow_schema(topic))
-    create_delta_table(lake.quarantine, quarantine_arrow_schema())
 
 
 def append_once(

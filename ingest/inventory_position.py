@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.alerts import StockoutAlert, publish_stockouts
+from ingest.tables import create_delta_table
 from scm.contracts import TOPICS, bronze_arrow_schema
 from scm.lake import Lake
 from scm.settings import Settings
@@ -369,6 +370,4 @@ class InventoryPosition:
 
 
 def create_position_table(lake: Lake) -> None:
-    from ingest.bronze_sink import create_delta_table
-
     create_delta_table(lake.silver(POSITION_TABLE), POSITION_SCHEMA)

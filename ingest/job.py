@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.bronze_sink import BronzeSink, create_bronze_tables, last_planned_batch
+from ingest.bronze_sink import BronzeSink, last_planned_batch
 from ingest.inventory_position import (
     LEGACY_POSITION_QUERY,
     InventoryPosition,
@@ -33,6 +33,7 @@ from ingest.kafka_source import read_topics
 from ingest.lock import IngestLock
 from ingest.offset_log import BRONZE_QUERY
 from ingest.progress import PROGRESS_FILE, ProgressLog
+from ingest.tables import create_bronze_tables
 from scm.contracts import TOPICS
 from scm.errors import ScmError
 from scm.lake import Lake

@@ -578,8 +578,9 @@ def test_replayed_microbatch_writes_and_alerts_once(
     """The sink called again with the same batch id, as Spark does after a crash: also after
     one that came between the bronze append and the position merge."""
     from ingest import inventory_position
-    from ingest.bronze_sink import BronzeSink, create_bronze_tables
+    from ingest.bronze_sink import BronzeSink
     from ingest.inventory_position import InventoryPosition, create_position_table
+    from ingest.tables import create_bronze_tables
     from ingest.validation import Screening
     from scm.contracts import validate_event
     from scm.errors import ScmError
@@ -680,7 +681,7 @@ def test_a_lake_without_the_position_ledger_gets_it_built_from_bronze_once(
     """A lake from before the ledger (its position query may have lagged bronze): the next
     start recomputes every position from bronze, builds the ledger, drops the old query's
     checkpoint; later batches fold their events into that ledger."""
-    from ingest.bronze_sink import BronzeSink, create_bronze_tables
+    from ingest.bronze_sink import BronzeSink
     from ingest.inventory_position import (
         LEDGER_TABLE,
         LEGACY_POSITION_QUERY,
@@ -688,6 +689,7 @@ def test_a_lake_without_the_position_ledger_gets_it_built_from_bronze_once(
         create_position_table,
     )
     from ingest.job import _ensure_ledger
+    from ingest.tables import create_bronze_tables
     from scm.lake import Lake
 
     settings = make_settings(tmp_path, kafka_broker)
@@ -835,7 +837,7 @@ def test_streamed_tables_checkpoint_off_the_hot_path(tmp_path: Path) -> None:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    from ingest.bronze_sink import create_bronze_tables
+    from ingest.tables import create_bronze_tables
     from scm.lake import Lake
 
     lake = Lake.at(str(tmp_path / "lake"))

@@ -229,7 +229,7 @@ def test_unreachable_broker_fails_fast_with_one_line(tmp_path: Path) -> None:
 def test_failed_query_is_one_line_error(spark: Any, kafka_broker: str, tmp_path: Path) -> None:
     """A table whose schema no longer matches the contract fails the query, cleanly."""
     from ingest import start_ingest
-    from ingest.bronze_sink import create_delta_table
+    from ingest.tables import create_delta_table
     from scm.errors import ScmError
 
     settings = make_settings(tmp_path, kafka_broker)
