@@ -66,7 +66,7 @@ class SparkResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def engine(self) -> Engine:
         """The batch engine ``SCM_ENGINE`` names; DuckDB needs no Spark session at all."""
         if self._engine is None:
-            from transforms.engine import open_engine
+            from transforms.open_engine import open_engine
 
             settings = self.settings.load()
             spark = self.session if settings.engine == "spark" else None

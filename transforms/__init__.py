@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from transforms.engine import Engine, open_engine
+    from transforms.engine import Engine
     from transforms.gold import GOLD_TABLES, as_of_date
     from transforms.master_data import MasterLoad, load_master_data
     from transforms.model import GoldTable
+    from transforms.open_engine import open_engine
     from transforms.refresh import RefreshSummary, refresh, run_refresh
     from transforms.silver import SILVER_TABLES, SilverTable
 
@@ -35,7 +36,7 @@ __all__ = [
 
 _EXPORTS = {
     "Engine": "transforms.engine",
-    "open_engine": "transforms.engine",
+    "open_engine": "transforms.open_engine",
     "GOLD_TABLES": "transforms.gold",
     "as_of_date": "transforms.gold",
     "GoldTable": "transforms.model",

@@ -18,18 +18,13 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scm.lake import Lake
 from transforms.lake_io import column_names
 from transforms.model import GoldTable, Partitions
 from transforms.silver import DIMENSIONS, SILVER_TABLES
 from transforms.sql import Dialect, render
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-
-    from scm.settings import Settings
 
 LOGICAL_TABLES: tuple[str, ...] = (*SILVER_TABLES, *DIMENSIONS)
 
@@ -120,19 +115,3 @@ class Engine(ABC):
 
     def close(self) -> None:  # noqa: B027 (most engines hold nothing)
         """Release what the engine holds (the Spark engine leaves its session running)."""
-
-
-def open_engine(settings: Settings, *, spark: SparkSession | None = None) -> Engine:
-    """The engine ``SCM_ENGINE`` names; the Spark engine uses ``spark`` or starts one."""
-    lake = Lake.at(settings.lake)
-    if settings.engine == "spark":
-        from transforms.spark_engine import SparkEngine
-
-        if spark is None:
-            from scm.spark import spark_session
-
-            spark = spark_session(settings, app_name="scm-refresh")
-        return SparkEngine(spark, lake)
-    from transforms.duckdb_engine import DuckDBEngine
-
-    return DuckDBEngine(settings, lake)

@@ -32,11 +32,12 @@ from scm.errors import ScmError
 from scm.lake import Lake
 from scm.lake_lock import RefreshLock
 from scm.settings import Settings
-from transforms.engine import Engine, open_engine
+from transforms.engine import Engine
 from transforms.gold import GOLD_TABLES, NO_EVENTS_YET, Changes, as_of_date
 from transforms.lake_io import delta_version, last_commit_metadata
 from transforms.master_data import MasterLoad, load_master_data
 from transforms.model import GoldTable, Partitions
+from transforms.open_engine import open_engine
 from transforms.planning import reorder_alerts
 from transforms.planning.reorder_alerts import Settlement
 from transforms.silver import SILVER_TABLES
