@@ -264,9 +264,7 @@ class InventoryPosition:
         their own kept and may have left behind bronze. The positions are written first
         and the ledger last: a crash in between redoes this at the next start. Returns how
         many positions changed."""
-        from deltalake import DeltaTable
-
-        if DeltaTable.is_deltatable(self.ledger_path):
+        if has_ledger(self.ledger_path):
             return 0
         history = spark.read.format("delta").load(self.bronze_path)
         events = history.select(*KEYS, *EVENT_COLUMNS).toArrow().cast(_EVENT_TYPES)
@@ -367,6 +365,14 @@ class InventoryPosition:
         )
         self._outbox_may_have_alerts = False
         return len(alerts)
+
+
+def has_ledger(path: str) -> bool:
+    """Whether the ledger at ``path`` exists (a lake from before it gets it built from bronze
+    at the ingest's next start)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(path)
 
 
 def create_position_table(lake: Lake) -> None:

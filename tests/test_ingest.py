@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -531,6 +532,7 @@ def test_a_catch_up_starts_spark_only_when_kafka_holds_something_new(
     """``scm refresh`` and Dagster's ingest step catch bronze up with ``ingest --once``; when
     the last run read everything Kafka has, or a running ingest owns the lake, they skip it
     without starting Spark (10-16 s). Anything the query would still read runs it."""
+    from ingest.inventory_position import LEDGER_TABLE, has_ledger
     from ingest.lock import IngestLock
     from ingest.offset_log import BRONZE_QUERY, nothing_new
     from scm.lake import Lake
@@ -563,7 +565,12 @@ def test_a_catch_up_starts_spark_only_when_kafka_holds_something_new(
     assert len(asked) == 3
     rows = bronze_rows(spark, settings, token)
     assert sorted(row["event_id"] for row in rows) == [f"{token}-e1", f"{token}-e2"]
-    checkpoint = Lake.at(settings.lake).checkpoint(BRONZE_QUERY)
+    lake = Lake.at(settings.lake)
+    # A lake from before the position's ledger gets it at the next start: not skipped.
+    shutil.rmtree(lake.checkpoint(LEDGER_TABLE))
+    assert catch_up_ingest(session, settings) == "caught up"
+    assert len(asked) == 4 and has_ledger(lake.checkpoint(LEDGER_TABLE))
+    checkpoint = lake.checkpoint(BRONZE_QUERY)
     assert nothing_new(settings, checkpoint, tuple(TOPICS))
     # A batch planned but not committed (a crash before the commit) is replayed: not skipped.
     commits = Path(checkpoint) / "commits"

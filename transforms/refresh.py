@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from scm import storage
 from scm.errors import ScmError
 from scm.lake import Lake
 from scm.lake_lock import RefreshLock
@@ -252,24 +251,23 @@ def catch_up_ingest(spark: Callable[[], SparkSession], settings: Settings) -> st
     """``ingest --once``, on the session ``spark`` gives (asked only when there is work).
 
     Skipped, without starting Spark, when a running ingest keeps bronze current or when
-    Kafka holds nothing the last run did not read (its checkpoint says where it ended).
+    Kafka holds nothing the last run did not read (its checkpoint says where it ended) and
+    the position's ledger exists (a lake from before it gets it at the next start).
     """
-    from ingest.inventory_position import LEDGER_TABLE
+    from ingest.inventory_position import LEDGER_TABLE, has_ledger
     from ingest.lock import IngestAlreadyRunning, IngestLock
     from ingest.offset_log import BRONZE_QUERY, nothing_new
     from scm.contracts import ALERTS_TOPIC, TOPICS
-    from scm.kafka import check_reachable, ensure_topics
+    from scm.kafka import ensure_topics
 
-    check_reachable(settings)  # fail fast, before Spark's Kafka source is even loaded
-    ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))
+    ensure_topics(settings, (*TOPICS, ALERTS_TOPIC))  # fails in one line without Kafka
     try:
         lock = IngestLock.for_settings(settings).acquire()
     except IngestAlreadyRunning:
         return "skipped: a running ingest keeps bronze current"
     try:
         lake = Lake.at(settings.lake)
-        # A lake from before the position's ledger gets it at the next start: not skipped.
-        if storage.exists(f"{lake.checkpoint(LEDGER_TABLE)}/_delta_log") and nothing_new(
+        if has_ledger(lake.checkpoint(LEDGER_TABLE)) and nothing_new(
             settings, lake.checkpoint(BRONZE_QUERY), tuple(TOPICS)
         ):
             return "skipped: nothing new in Kafka"
